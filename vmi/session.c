@@ -1,0 +1,1103 @@
+/*
+ * session.c - one introspection session: capabilities, events and their
+ * answers, held vCPUs, registers, stepping, hardware breakpoints, and the
+ * teardown that puts the guest back as it was.
+ *
+ * Teardown order (vmi_teardown):
+ *   1. handler cleanup   - the handler removes what it owns (breakpoints)
+ *   2. pause the domain  - nothing runs while state is put back
+ *   3. restore           - patched bytes, p2m access, DR0-3/DR7, TF, MTF
+ *   4. answer pending    - every held vCPU, plus events still in the ring;
+ *                          the guest's own int3/#DB are re-injected
+ *   5. monitors off      - after step 4: a vCPU paused by a synchronous
+ *                          event stays paused after xc_monitor_disable
+ *                          unless its request was answered (XEN-LAB.md)
+ *   6. unpause           - the teardown's pause and every pause still held
+ *   7. close             - mappings, then the driver
+ * Restoring (3) before answering (4) lets step 4 decide, from the restored
+ * memory, whether an int3 under a held vCPU is the guest's own.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define DRAIN_BATCH 64
+#define INT3 0xCC
+
+/* DR7 fields (SDM vol. 3B, 17.2.4): L/G enable pairs, R/W and LEN. */
+#define DR7_ENABLE(slot)  (3ULL << (2 * (slot)))
+#define DR7_RW_SHIFT(slot)  (16 + 4 * (slot))
+#define DR7_LEN_SHIFT(slot) (18 + 4 * (slot))
+#define DR7_SLOT_MASK(slot) (DR7_ENABLE(slot) | (15ULL << DR7_RW_SHIFT(slot)))
+#define DR7_GE_LE         (3ULL << 8)
+#define DR6_BS            (1ULL << 14)
+
+static void note_signal(struct vmi *v);
+static void domain_lost(struct vmi *v, enum vmi_domstate st, int reason);
+
+int
+vmi_check_live(const struct vmi *v)
+{
+	if (v->torn_down)
+		return -ESHUTDOWN;
+	if (v->state == VMI_DOM_GONE)
+		return -ESRCH;
+	return 0;
+}
+
+/* An -ESRCH from the driver means the domain went away under us: turn it
+ * into one DOMAIN_GONE event instead of a stream of errors. */
+static int
+drv_result(struct vmi *v, int r)
+{
+	if (r == -ESRCH)
+		domain_lost(v, VMI_DOM_GONE, 0);
+	return r;
+}
+
+/* ---- open / capabilities ------------------------------------------------ */
+
+int
+vmi_open(struct vmi **out, struct vmi_driver *drv,
+    const struct vmi_config *cfg)
+{
+	const struct vmi_driver_ops *ops = drv->ops;
+	struct vmi_info info;
+	struct vmi *v;
+	int r, reason = 0;
+
+	*out = NULL;
+	if (ops->close == NULL || ops->info == NULL || ops->get_regs == NULL ||
+	    ops->map == NULL || ops->unmap == NULL || ops->pause == NULL ||
+	    ops->unpause == NULL || ops->domain_state == NULL) {
+		ops->close(drv);
+		return -EINVAL;
+	}
+	v = calloc(1, sizeof(*v));
+	if (v == NULL) {
+		ops->close(drv);
+		return -ENOMEM;
+	}
+	v->drv = drv;
+	v->ops = ops;
+	r = ops->info(drv, &info);
+	if (r == 0 && info.nr_vcpus == 0)
+		r = -EPROTO;
+	if (r == 0) {
+		v->nr_vcpus = info.nr_vcpus;
+		v->vcpus = calloc(info.nr_vcpus, sizeof(*v->vcpus));
+		if (v->vcpus == NULL)
+			r = -ENOMEM;
+	}
+	if (r == 0)
+		r = vmi_cache_init(&v->cache, drv,
+		    cfg && cfg->cache_chunk_frames ? cfg->cache_chunk_frames : 64,
+		    cfg && cfg->cache_max_chunks ? cfg->cache_max_chunks : 256);
+	if (r == 0)
+		r = ops->domain_state(drv, &v->state, &reason);
+	if (r == 0 && v->state == VMI_DOM_GONE)
+		r = -ESRCH;
+	if (r != 0) {
+		vmi_cache_fini(&v->cache);
+		free(v->vcpus);
+		free(v);
+		ops->close(drv);
+		return r;
+	}
+	*out = v;
+	return 0;
+}
+
+void
+vmi_set_handler(struct vmi *v, const struct vmi_handler *h)
+{
+	v->has_handler = h != NULL;
+	if (h != NULL)
+		v->h = *h;
+}
+
+static bool
+events(const struct vmi_driver_ops *o)
+{
+	return o->drain != NULL && o->respond != NULL && o->flush != NULL &&
+	    o->event_fd != NULL;
+}
+
+bool
+vmi_has(const struct vmi *v, enum vmi_cap cap)
+{
+	const struct vmi_driver_ops *o = v->ops;
+
+	switch (cap) {
+	case VMI_CAP_WRITE_MEM:
+		return o->write_mem;
+	case VMI_CAP_SET_REGS:
+		return o->set_regs != NULL;
+	case VMI_CAP_SWBREAK:
+		return events(o) && o->monitor_swbreak != NULL;
+	case VMI_CAP_DEBUG_EXC:
+		return events(o) && o->monitor_debug != NULL;
+	case VMI_CAP_HWBREAK:
+	case VMI_CAP_WATCH:
+		return vmi_has(v, VMI_CAP_DEBUG_EXC) && o->set_regs != NULL;
+	case VMI_CAP_MTF:
+		return events(o) && o->monitor_mtf != NULL && o->mtf_arm != NULL;
+	case VMI_CAP_STEP:
+		return vmi_has(v, VMI_CAP_MTF) || vmi_has(v, VMI_CAP_HWBREAK);
+	case VMI_CAP_REINJECT:
+		return o->reinject != NULL;
+	case VMI_CAP_MEMACCESS:
+		return events(o) && o->set_mem_access != NULL;
+	case VMI_CAP_COUNT:
+		break;
+	}
+	return false;
+}
+
+const char *
+vmi_cap_name(enum vmi_cap cap)
+{
+	static const char *const names[VMI_CAP_COUNT] = {
+		"write-mem", "set-regs", "swbreak", "debug-exception", "hwbreak",
+		"watch", "mtf", "step", "reinject", "mem-access",
+	};
+
+	return cap < VMI_CAP_COUNT ? names[cap] : "?";
+}
+
+enum vmi_step_mech
+vmi_step_mechanism(const struct vmi *v, const char **why)
+{
+	enum vmi_step_mech m = VMI_STEP_NONE;
+	const char *w = "neither monitor single-step nor #DB events with "
+	    "register writes are available";
+
+	if (vmi_has(v, VMI_CAP_MTF)) {
+		m = VMI_STEP_MTF;
+		w = "the hypervisor offers monitor single-step (MTF)";
+	} else if (vmi_has(v, VMI_CAP_HWBREAK)) {
+		m = VMI_STEP_TF;
+		w = "no monitor single-step; RFLAGS.TF with #DB events";
+	}
+	if (v->ops->step_why != NULL && m != VMI_STEP_NONE)
+		w = v->ops->step_why;
+	if (why != NULL)
+		*why = w;
+	return m;
+}
+
+const char *
+vmi_step_mech_name(enum vmi_step_mech m)
+{
+	switch (m) {
+	case VMI_STEP_MTF: return "mtf";
+	case VMI_STEP_TF:  return "tf";
+	case VMI_STEP_NONE: break;
+	}
+	return "none";
+}
+
+int
+vmi_info(struct vmi *v, struct vmi_info *out)
+{
+	int r = vmi_check_live(v);
+
+	return r ? r : drv_result(v, v->ops->info(v->drv, out));
+}
+
+unsigned
+vmi_nr_vcpus(const struct vmi *v)
+{
+	return v->nr_vcpus;
+}
+
+enum vmi_domstate
+vmi_domain_state(const struct vmi *v)
+{
+	return v->state;
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+void
+vmi_response_init(struct vmi_response *r, const struct vmi_event *ev)
+{
+	r->flags = 0;
+	r->regs = ev->regs;
+}
+
+int
+vmi_event_as(const struct vmi_event *ev, struct vmi_as *as)
+{
+	struct vmi_regs r = { .cr0 = ev->cr0, .cr3 = ev->cr3, .cr4 = ev->cr4,
+	    .efer = ev->efer };
+
+	return vmi_as_from_regs(&r, as);
+}
+
+const char *
+vmi_event_kind_name(enum vmi_event_kind k)
+{
+	switch (k) {
+	case VMI_EVENT_SWBREAK:         return "swbreak";
+	case VMI_EVENT_DEBUG:           return "debug";
+	case VMI_EVENT_SINGLESTEP:      return "singlestep";
+	case VMI_EVENT_MEMACCESS:       return "memaccess";
+	case VMI_EVENT_DOMAIN_SHUTDOWN: return "domain-shutdown";
+	case VMI_EVENT_DOMAIN_GONE:     return "domain-gone";
+	case VMI_EVENT_OTHER:           break;
+	}
+	return "other";
+}
+
+const char *
+vmi_debug_cause_name(enum vmi_debug_cause c)
+{
+	switch (c) {
+	case VMI_DEBUG_STEP:    return "step";
+	case VMI_DEBUG_HWBREAK: return "hwbreak";
+	case VMI_DEBUG_WATCH:   return "watch";
+	case VMI_DEBUG_UNKNOWN: break;
+	}
+	return "unknown";
+}
+
+/*
+ * Decide what raised a #DB. DR6 (or the VT-x style pending_dbg) names it
+ * when the hypervisor fills them in; on AMD both read 0 (XEN-LAB.md), so
+ * the session falls back on what it armed itself: a step it asked for, an
+ * execution breakpoint at this RIP, else its data watchpoint.
+ */
+static void
+classify(struct vmi *v, struct vmi_event *ev)
+{
+	struct vmi_vcpu *vc = &v->vcpus[ev->vcpu];
+	uint64_t status = ev->u.debug.dr6 | ev->u.debug.pending_dbg;
+
+	ev->u.debug.cause = VMI_DEBUG_UNKNOWN;
+	ev->u.debug.slot = -1;
+	for (int s = 0; s < 4; s++) {
+		if ((status & (1ULL << s)) && (vc->hw_used & (1u << s))) {
+			ev->u.debug.slot = s;
+			ev->u.debug.cause = vc->hw_kind[s] == VMI_HW_EXEC ?
+			    VMI_DEBUG_HWBREAK : VMI_DEBUG_WATCH;
+			return;
+		}
+	}
+	if ((status & DR6_BS) || vc->tf) {
+		if (vc->tf)
+			ev->u.debug.cause = VMI_DEBUG_STEP;
+		return;
+	}
+	for (int s = 0; s < 4; s++) {
+		if ((vc->hw_used & (1u << s)) && vc->hw_kind[s] == VMI_HW_EXEC &&
+		    vc->hw_addr[s] == ev->regs.rip) {
+			ev->u.debug.slot = s;
+			ev->u.debug.cause = VMI_DEBUG_HWBREAK;
+			return;
+		}
+	}
+	for (int s = 0; s < 4; s++) {
+		if ((vc->hw_used & (1u << s)) && vc->hw_kind[s] != VMI_HW_EXEC) {
+			ev->u.debug.slot = s;
+			ev->u.debug.cause = VMI_DEBUG_WATCH;
+			return;
+		}
+	}
+}
+
+/* Is the byte at the event's RIP an int3 the session patched in? */
+static int
+swbreak_ours(struct vmi *v, const struct vmi_event *ev)
+{
+	struct vmi_as as;
+	struct vmi_xlate x;
+	uint8_t orig;
+	int r = vmi_event_as(ev, &as);
+
+	if (r == 0)
+		r = vmi_translate(v, &as, ev->regs.rip, &x);
+	if (r != 0)
+		return r;
+	return vmi_patched_original(v, x.gpa, &orig) == 0;
+}
+
+int
+vmi_event_ours(struct vmi *v, const struct vmi_event *ev)
+{
+	switch (ev->kind) {
+	case VMI_EVENT_SWBREAK:
+		return swbreak_ours(v, ev);
+	case VMI_EVENT_DEBUG:
+		return ev->u.debug.cause != VMI_DEBUG_UNKNOWN;
+	case VMI_EVENT_SINGLESTEP:
+		return ev->vcpu < v->nr_vcpus && v->vcpus[ev->vcpu].mtf;
+	default:
+		return 1;
+	}
+}
+
+/* Without a handler: give the guest back its own traps and hold the vCPUs
+ * that stopped on the session's, for whoever drives it to answer. */
+static int
+default_verdict(struct vmi *v, const struct vmi_event *ev,
+    struct vmi_response *rsp)
+{
+	int ours = vmi_event_ours(v, ev);
+
+	if (ours == 0 && vmi_has(v, VMI_CAP_REINJECT) &&
+	    (ev->kind == VMI_EVENT_SWBREAK || ev->kind == VMI_EVENT_DEBUG)) {
+		rsp->flags |= VMI_RSP_REINJECT;
+		return VMI_RESUME;
+	}
+	return ours == 1 ? VMI_HOLD : VMI_RESUME;
+}
+
+static void
+report(struct vmi *v, const struct vmi_event *ev)
+{
+	if (v->has_handler && v->h.handle_event != NULL)
+		v->h.handle_event(v->h.ctx, v, ev, NULL);
+}
+
+static void
+domain_lost(struct vmi *v, enum vmi_domstate st, int reason)
+{
+	struct vmi_event ev = { .kind = VMI_EVENT_DOMAIN_GONE };
+
+	if (st == VMI_DOM_GONE) {
+		v->state = VMI_DOM_GONE;
+		/* A dead domain answers nothing: forget what it held. */
+		for (unsigned i = 0; i < v->nr_vcpus; i++)
+			v->vcpus[i].has_pending = false;
+		if (v->gone_reported)
+			return;
+		v->gone_reported = true;
+	} else {
+		if (v->state != VMI_DOM_GONE)
+			v->state = st;
+		if (st != VMI_DOM_SHUTDOWN || v->shutdown_reported)
+			return;
+		v->shutdown_reported = true;
+		ev.kind = VMI_EVENT_DOMAIN_SHUTDOWN;
+		ev.u.shutdown.reason = reason;
+	}
+	report(v, &ev);
+}
+
+static int
+deliver(struct vmi *v, struct vmi_event *ev)
+{
+	struct vmi_response rsp;
+	struct vmi_vcpu *vc;
+	int verdict, r = 0;
+
+	if (ev->kind == VMI_EVENT_DOMAIN_GONE ||
+	    ev->kind == VMI_EVENT_DOMAIN_SHUTDOWN) {
+		domain_lost(v, ev->kind == VMI_EVENT_DOMAIN_GONE ?
+		    VMI_DOM_GONE : VMI_DOM_SHUTDOWN, ev->u.shutdown.reason);
+		return 0;
+	}
+	if (ev->vcpu >= v->nr_vcpus) {
+		/* Never leave a vCPU stuck, even on nonsense. */
+		if (ev->sync) {
+			vmi_response_init(&rsp, ev);
+			v->ops->respond(v->drv, ev, &rsp);
+			v->need_flush = true;
+		}
+		return -EPROTO;
+	}
+	if (ev->kind == VMI_EVENT_DEBUG)
+		classify(v, ev);
+	vc = &v->vcpus[ev->vcpu];
+	if (ev->sync) {
+		/* A paused vCPU cannot raise a second synchronous event; if a
+		 * driver says otherwise, answer the old one so none is lost. */
+		if (vc->has_pending) {
+			vmi_response_init(&rsp, &vc->pending);
+			vmi_respond(v, ev->vcpu, &rsp);
+			r = -EPROTO;
+		}
+		vc->pending = *ev;
+		vc->has_pending = true;
+		ev = &vc->pending;
+	}
+	vmi_response_init(&rsp, ev);
+	if (v->has_handler && v->h.handle_event != NULL)
+		verdict = v->h.handle_event(v->h.ctx, v, ev, &rsp);
+	else
+		verdict = default_verdict(v, ev, &rsp);
+	if (verdict < 0 && r == 0)
+		r = verdict;
+	if (ev->sync && verdict != VMI_HOLD && vc->has_pending) {
+		int rr = vmi_respond(v, vc->pending.vcpu, &rsp);
+
+		if (rr < 0 && r == 0)
+			r = rr;
+	}
+	return r;
+}
+
+static void
+poll_handler(struct vmi *v)
+{
+	int res = 0;
+
+	if (v->finished || !v->has_handler || v->h.poll == NULL)
+		return;
+	if (v->h.poll(v->h.ctx, v, &res)) {
+		v->finished = true;
+		v->result = res;
+	}
+}
+
+static int
+flush(struct vmi *v)
+{
+	if (!v->need_flush)
+		return 0;
+	v->need_flush = false;
+	return drv_result(v, v->ops->flush(v->drv));
+}
+
+int
+vmi_dispatch(struct vmi *v)
+{
+	struct vmi_event evs[DRAIN_BATCH];
+	int total = 0, err = 0;
+
+	if (v->torn_down)
+		return -ESHUTDOWN;
+	note_signal(v);
+	if (v->ops->drain == NULL || v->state == VMI_DOM_GONE)
+		goto out;
+	v->in_dispatch = true;
+	for (;;) {
+		int n = v->ops->drain(v->drv, evs, DRAIN_BATCH);
+
+		if (n < 0) {
+			err = drv_result(v, n);
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			int r = deliver(v, &evs[i]);
+
+			if (r < 0 && err == 0)
+				err = r;
+		}
+		total += n;
+		if (n < DRAIN_BATCH)
+			break;
+	}
+	v->in_dispatch = false;
+	int r = flush(v);
+	if (r < 0 && err == 0)
+		err = r;
+out:
+	poll_handler(v);
+	return err ? err : total;
+}
+
+static int
+refresh_state(struct vmi *v)
+{
+	enum vmi_domstate st;
+	int reason = 0;
+	int r = v->ops->domain_state(v->drv, &st, &reason);
+
+	if (r == -ESRCH) {
+		domain_lost(v, VMI_DOM_GONE, 0);
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	if (st == VMI_DOM_GONE || st == VMI_DOM_SHUTDOWN)
+		domain_lost(v, st, reason);
+	else if (v->state != VMI_DOM_GONE)
+		v->state = st;
+	return 0;
+}
+
+int
+vmi_timeout(struct vmi *v)
+{
+	int r;
+
+	if (v->torn_down)
+		return -ESHUTDOWN;
+	note_signal(v);
+	r = v->state == VMI_DOM_GONE ? 0 : refresh_state(v);
+	if (v->has_handler && v->h.handle_timeout != NULL)
+		v->h.handle_timeout(v->h.ctx, v);
+	poll_handler(v);
+	return r;
+}
+
+int
+vmi_event_fd(struct vmi *v)
+{
+	int r = vmi_check_live(v);
+
+	if (r != 0)
+		return r;
+	if (v->ops->event_fd == NULL)
+		return -EOPNOTSUPP;
+	return v->ops->event_fd(v->drv);
+}
+
+void
+vmi_interrupt(struct vmi *v, int signo)
+{
+	v->signo = signo;
+}
+
+bool
+vmi_interrupted(const struct vmi *v)
+{
+	return v->signo != 0;
+}
+
+static void
+note_signal(struct vmi *v)
+{
+	int s = v->signo;
+
+	if (s == 0 || v->signo_seen != 0)
+		return;
+	v->signo_seen = s;
+	if (v->has_handler && v->h.handle_interrupted != NULL)
+		v->h.handle_interrupted(v->h.ctx, v, s);
+	if (!v->has_handler || v->h.poll == NULL) {
+		v->finished = true;
+		v->result = -EINTR;
+	}
+}
+
+bool
+vmi_finished(struct vmi *v, int *result)
+{
+	note_signal(v);
+	if (v->finished && result != NULL)
+		*result = v->result;
+	return v->finished;
+}
+
+const struct vmi_event *
+vmi_pending(const struct vmi *v, unsigned vcpu)
+{
+	if (vcpu >= v->nr_vcpus || !v->vcpus[vcpu].has_pending)
+		return NULL;
+	return &v->vcpus[vcpu].pending;
+}
+
+int
+vmi_respond(struct vmi *v, unsigned vcpu, const struct vmi_response *r)
+{
+	struct vmi_vcpu *vc;
+	int ret;
+
+	if (v->torn_down)
+		return -ESHUTDOWN;
+	if (vcpu >= v->nr_vcpus)
+		return -EINVAL;
+	vc = &v->vcpus[vcpu];
+	if (!vc->has_pending)
+		return -ENOENT;
+	if ((r->flags & VMI_RSP_REINJECT) && v->ops->reinject == NULL)
+		return -EOPNOTSUPP;
+	if ((r->flags & VMI_RSP_TOGGLE_MTF) && !vmi_has(v, VMI_CAP_MTF))
+		return -EOPNOTSUPP;
+	if ((r->flags & VMI_RSP_SET_REGS) && !(r->regs.rflags & VMI_RFLAGS_TF))
+		vc->tf = false;
+	/* Inject before the response releases the vCPU, so the trap is
+	 * delivered on the very resume that answers the event. */
+	if (r->flags & VMI_RSP_REINJECT) {
+		ret = v->ops->reinject(v->drv, &vc->pending);
+		if (ret < 0)
+			return drv_result(v, ret);
+	}
+	ret = v->ops->respond(v->drv, &vc->pending, r);
+	if (ret < 0)
+		return drv_result(v, ret);
+	if (r->flags & VMI_RSP_TOGGLE_MTF)
+		vc->mtf = !vc->mtf;
+	vc->has_pending = false;
+	v->need_flush = true;
+	return v->in_dispatch ? 0 : flush(v);
+}
+
+/* ---- execution control ---------------------------------------------------- */
+
+int
+vmi_pause(struct vmi *v)
+{
+	int r = vmi_check_live(v);
+
+	if (r == 0)
+		r = drv_result(v, v->ops->pause(v->drv));
+	if (r == 0)
+		v->pauses++;
+	return r;
+}
+
+int
+vmi_unpause(struct vmi *v)
+{
+	int r = vmi_check_live(v);
+
+	if (r != 0)
+		return r;
+	if (v->pauses == 0)
+		return -EINVAL;  /* not ours to release */
+	r = drv_result(v, v->ops->unpause(v->drv));
+	if (r == 0)
+		v->pauses--;
+	return r;
+}
+
+unsigned
+vmi_pause_count(const struct vmi *v)
+{
+	return v->pauses;
+}
+
+static int (*monitor_fn(const struct vmi *v, enum vmi_monitor m))
+    (struct vmi_driver *, bool)
+{
+	switch (m) {
+	case VMI_MON_SWBREAK: return events(v->ops) ? v->ops->monitor_swbreak : NULL;
+	case VMI_MON_DEBUG:   return events(v->ops) ? v->ops->monitor_debug : NULL;
+	case VMI_MON_MTF:     return events(v->ops) ? v->ops->monitor_mtf : NULL;
+	case VMI_MON_COUNT:   break;
+	}
+	return NULL;
+}
+
+int
+vmi_monitor(struct vmi *v, enum vmi_monitor m, bool on)
+{
+	int (*fn)(struct vmi_driver *, bool) = monitor_fn(v, m);
+	int r = vmi_check_live(v);
+
+	if (r != 0)
+		return r;
+	if (fn == NULL)
+		return -EOPNOTSUPP;
+	if (v->monitors[m] == on)
+		return 0;
+	r = drv_result(v, fn(v->drv, on));
+	if (r == 0)
+		v->monitors[m] = on;
+	return r;
+}
+
+bool
+vmi_monitoring(const struct vmi *v, enum vmi_monitor m)
+{
+	return m < VMI_MON_COUNT && v->monitors[m];
+}
+
+int
+vmi_response_step(struct vmi *v, const struct vmi_event *ev,
+    struct vmi_response *r, bool on)
+{
+	struct vmi_vcpu *vc;
+	int ret = 0;
+
+	if (ev->vcpu >= v->nr_vcpus)
+		return -EINVAL;
+	vc = &v->vcpus[ev->vcpu];
+	switch (vmi_step_mechanism(v, NULL)) {
+	case VMI_STEP_MTF:
+		if (on)
+			ret = vmi_monitor(v, VMI_MON_MTF, true);
+		if (ret == 0 && vc->mtf != on)
+			r->flags |= VMI_RSP_TOGGLE_MTF;
+		else
+			r->flags &= ~(unsigned)VMI_RSP_TOGGLE_MTF;
+		return ret;
+	case VMI_STEP_TF:
+		if (on)
+			ret = vmi_monitor(v, VMI_MON_DEBUG, true);
+		if (ret != 0)
+			return ret;
+		r->flags |= VMI_RSP_SET_REGS;
+		if (on)
+			r->regs.rflags |= VMI_RFLAGS_TF;
+		else
+			r->regs.rflags &= ~VMI_RFLAGS_TF;
+		vc->tf = on;
+		return 0;
+	case VMI_STEP_NONE:
+		break;
+	}
+	return -EOPNOTSUPP;
+}
+
+bool
+vmi_stepping(const struct vmi *v, unsigned vcpu)
+{
+	return vcpu < v->nr_vcpus && (v->vcpus[vcpu].tf || v->vcpus[vcpu].mtf);
+}
+
+/* ---- registers ------------------------------------------------------------ */
+
+int
+vmi_get_regs(struct vmi *v, unsigned vcpu, struct vmi_regs *r)
+{
+	int ret = vmi_check_live(v);
+
+	if (ret != 0)
+		return ret;
+	if (vcpu >= v->nr_vcpus)
+		return -EINVAL;
+	return drv_result(v, v->ops->get_regs(v->drv, vcpu, r));
+}
+
+int
+vmi_set_regs(struct vmi *v, unsigned vcpu, const struct vmi_regs *r)
+{
+	int ret = vmi_check_live(v);
+
+	if (ret != 0)
+		return ret;
+	if (vcpu >= v->nr_vcpus)
+		return -EINVAL;
+	if (v->ops->set_regs == NULL)
+		return -EOPNOTSUPP;
+	ret = drv_result(v, v->ops->set_regs(v->drv, vcpu, r));
+	/* A held vCPU's event carries the registers a later response writes
+	 * back: keep them current so that response does not undo this. */
+	if (ret == 0 && v->vcpus[vcpu].has_pending)
+		v->vcpus[vcpu].pending.regs = r->g;
+	return ret;
+}
+
+int
+vmi_step_arm(struct vmi *v, unsigned vcpu, bool on)
+{
+	struct vmi_regs regs;
+	int r;
+
+	if (vcpu >= v->nr_vcpus)
+		return -EINVAL;
+	if (v->vcpus[vcpu].has_pending)
+		return -EBUSY;   /* use vmi_response_step() on its event */
+	switch (vmi_step_mechanism(v, NULL)) {
+	case VMI_STEP_MTF:
+		r = on ? vmi_monitor(v, VMI_MON_MTF, true) : 0;
+		if (r == 0)
+			r = drv_result(v, v->ops->mtf_arm(v->drv, vcpu, on));
+		if (r == 0)
+			v->vcpus[vcpu].mtf = on;
+		return r;
+	case VMI_STEP_TF:
+		r = on ? vmi_monitor(v, VMI_MON_DEBUG, true) : 0;
+		if (r == 0)
+			r = vmi_get_regs(v, vcpu, &regs);
+		if (r != 0)
+			return r;
+		if (on)
+			regs.g.rflags |= VMI_RFLAGS_TF;
+		else
+			regs.g.rflags &= ~VMI_RFLAGS_TF;
+		r = vmi_set_regs(v, vcpu, &regs);
+		if (r == 0)
+			v->vcpus[vcpu].tf = on;
+		return r;
+	case VMI_STEP_NONE:
+		break;
+	}
+	return -EOPNOTSUPP;
+}
+
+static int
+dr7_len(unsigned len, uint64_t *bits)
+{
+	switch (len) {
+	case 1: *bits = 0; return 0;
+	case 2: *bits = 1; return 0;
+	case 8: *bits = 2; return 0;
+	case 4: *bits = 3; return 0;
+	}
+	return -EINVAL;
+}
+
+int
+vmi_hwbreak_set(struct vmi *v, unsigned vcpu, unsigned slot, uint64_t addr,
+    enum vmi_hw_kind kind, unsigned len)
+{
+	struct vmi_regs regs;
+	struct vmi_vcpu *vc;
+	uint64_t lenbits;
+	int r;
+
+	if (vcpu >= v->nr_vcpus || slot >= 4 || dr7_len(len, &lenbits) != 0 ||
+	    (kind != VMI_HW_EXEC && kind != VMI_HW_WRITE && kind != VMI_HW_RW))
+		return -EINVAL;
+	/* SDM 17.2.5: execution breakpoints use LEN 00; data breakpoints
+	 * must be aligned to their length. */
+	if ((kind == VMI_HW_EXEC && len != 1) || (addr & (len - 1)) != 0)
+		return -EINVAL;
+	if (!vmi_has(v, kind == VMI_HW_EXEC ? VMI_CAP_HWBREAK : VMI_CAP_WATCH))
+		return -EOPNOTSUPP;
+	r = vmi_monitor(v, VMI_MON_DEBUG, true);
+	if (r == 0)
+		r = vmi_get_regs(v, vcpu, &regs);
+	if (r != 0)
+		return r;
+	vc = &v->vcpus[vcpu];
+	if (!vc->dr_saved) {
+		memcpy(vc->dr_orig, regs.dr, sizeof(vc->dr_orig));
+		vc->dr7_orig = regs.dr7;
+	}
+	regs.dr[slot] = addr;
+	regs.dr7 &= ~(DR7_SLOT_MASK(slot));
+	regs.dr7 |= DR7_ENABLE(slot) | DR7_GE_LE |
+	    ((uint64_t)kind << DR7_RW_SHIFT(slot)) |
+	    (lenbits << DR7_LEN_SHIFT(slot));
+	r = vmi_set_regs(v, vcpu, &regs);
+	if (r != 0)
+		return r;
+	vc->dr_saved = true;
+	vc->hw_used |= (uint8_t)(1u << slot);
+	vc->hw_addr[slot] = addr;
+	vc->hw_kind[slot] = (uint8_t)kind;
+	return 0;
+}
+
+int
+vmi_hwbreak_clear(struct vmi *v, unsigned vcpu, unsigned slot)
+{
+	struct vmi_regs regs;
+	struct vmi_vcpu *vc;
+	int r;
+
+	if (vcpu >= v->nr_vcpus || slot >= 4)
+		return -EINVAL;
+	vc = &v->vcpus[vcpu];
+	if (!(vc->hw_used & (1u << slot)))
+		return -ENOENT;
+	r = vmi_get_regs(v, vcpu, &regs);
+	if (r != 0)
+		return r;
+	regs.dr[slot] = vc->dr_orig[slot];
+	regs.dr7 &= ~(DR7_SLOT_MASK(slot));
+	regs.dr7 |= vc->dr7_orig & DR7_SLOT_MASK(slot);
+	r = vmi_set_regs(v, vcpu, &regs);
+	if (r == 0)
+		vc->hw_used &= (uint8_t)~(1u << slot);
+	return r;
+}
+
+/* ---- p2m access ------------------------------------------------------------ */
+
+int
+vmi_set_mem_access(struct vmi *v, uint64_t gfn, unsigned access)
+{
+	int r = vmi_check_live(v);
+	size_t i;
+
+	if (r != 0)
+		return r;
+	if (!vmi_has(v, VMI_CAP_MEMACCESS))
+		return -EOPNOTSUPP;
+	for (i = 0; i < v->naccess && v->access_gfns[i] != gfn; i++)
+		;
+	if (i == v->naccess && access != VMI_ACCESS_RWX &&
+	    v->naccess == v->access_cap) {
+		size_t cap = v->access_cap ? v->access_cap * 2 : 16;
+		uint64_t *n = realloc(v->access_gfns, cap * sizeof(*n));
+
+		if (n == NULL)
+			return -ENOMEM;
+		v->access_gfns = n;
+		v->access_cap = cap;
+	}
+	r = drv_result(v, v->ops->set_mem_access(v->drv, gfn, access));
+	if (r != 0)
+		return r;
+	if (access == VMI_ACCESS_RWX && i < v->naccess)
+		v->access_gfns[i] = v->access_gfns[--v->naccess];
+	else if (access != VMI_ACCESS_RWX && i == v->naccess)
+		v->access_gfns[v->naccess++] = gfn;
+	return 0;
+}
+
+/* ---- teardown ---------------------------------------------------------------- */
+
+static void
+keep_first(int *first, int r)
+{
+	if (r < 0 && r != -ESRCH && *first == 0)
+		*first = r;
+}
+
+static void
+restore_vcpu(struct vmi *v, unsigned i, int *first)
+{
+	struct vmi_vcpu *vc = &v->vcpus[i];
+	struct vmi_regs regs;
+	int r;
+
+	if (vc->dr_saved || vc->tf) {
+		r = vmi_get_regs(v, i, &regs);
+		if (r == 0) {
+			if (vc->dr_saved) {
+				memcpy(regs.dr, vc->dr_orig, sizeof(regs.dr));
+				regs.dr7 = vc->dr7_orig;
+			}
+			if (vc->tf)
+				regs.g.rflags &= ~VMI_RFLAGS_TF;
+			r = vmi_set_regs(v, i, &regs);
+		}
+		keep_first(first, r);
+		vc->dr_saved = false;
+		vc->hw_used = 0;
+		vc->tf = false;
+	}
+	if (vc->mtf && !vc->has_pending) {
+		keep_first(first, drv_result(v, v->ops->mtf_arm(v->drv, i, false)));
+		vc->mtf = false;
+	}
+}
+
+/* Answer a held vCPU for good: give the guest its own trap back (an int3
+ * still in memory after restoring is the guest's), stop MTF. */
+static void
+release_vcpu(struct vmi *v, unsigned i, int *first)
+{
+	struct vmi_vcpu *vc = &v->vcpus[i];
+	struct vmi_response rsp;
+
+	if (!vc->has_pending)
+		return;
+	vmi_response_init(&rsp, &vc->pending);
+	if (vc->mtf)
+		rsp.flags |= VMI_RSP_TOGGLE_MTF;
+	if (vc->pending.kind == VMI_EVENT_SWBREAK && v->ops->reinject != NULL) {
+		struct vmi_as as;
+		uint8_t b = 0;
+		size_t n = 0;
+
+		if (vmi_event_as(&vc->pending, &as) == 0 &&
+		    vmi_read_virt(v, &as, vc->pending.regs.rip, &b, 1, 0, &n,
+		    NULL) == 0 && b == INT3)
+			rsp.flags |= VMI_RSP_REINJECT;
+	}
+	if (vc->pending.kind == VMI_EVENT_DEBUG &&
+	    vc->pending.u.debug.cause == VMI_DEBUG_UNKNOWN &&
+	    v->ops->reinject != NULL)
+		rsp.flags |= VMI_RSP_REINJECT;
+	keep_first(first, vmi_respond(v, i, &rsp));
+	vc->has_pending = false;
+}
+
+/* Pull whatever is still in the ring into the held set, unhandled. */
+static void
+collect_remaining(struct vmi *v, int *first)
+{
+	struct vmi_event evs[DRAIN_BATCH];
+	int n;
+
+	if (v->ops->drain == NULL)
+		return;
+	do {
+		n = drv_result(v, v->ops->drain(v->drv, evs, DRAIN_BATCH));
+		keep_first(first, n);
+		for (int i = 0; i < n; i++) {
+			struct vmi_event *ev = &evs[i];
+
+			if (!ev->sync || ev->vcpu >= v->nr_vcpus)
+				continue;
+			if (ev->kind == VMI_EVENT_DEBUG)
+				classify(v, ev);
+			if (v->vcpus[ev->vcpu].has_pending)
+				release_vcpu(v, ev->vcpu, first);
+			v->vcpus[ev->vcpu].pending = *ev;
+			v->vcpus[ev->vcpu].has_pending = true;
+		}
+	} while (n == DRAIN_BATCH);
+}
+
+int
+vmi_teardown(struct vmi *v)
+{
+	int first = 0, r;
+	bool paused = false;
+
+	if (v == NULL || v->torn_down)
+		return 0;
+	if (v->has_handler && v->h.cleanup != NULL) {
+		void (*cleanup)(void *, struct vmi *) = v->h.cleanup;
+
+		v->h.cleanup = NULL;   /* once, even if teardown is re-entered */
+		cleanup(v->h.ctx, v);
+	}
+	if (v->state != VMI_DOM_GONE)
+		keep_first(&first, refresh_state(v));
+	if (v->state != VMI_DOM_GONE) {
+		r = drv_result(v, v->ops->pause(v->drv));
+		keep_first(&first, r);
+		paused = r == 0;
+	}
+	while (v->npatches > 0)
+		keep_first(&first, vmi_unpatch(v, v->patches[v->npatches - 1].gpa));
+	while (v->naccess > 0 && v->state != VMI_DOM_GONE) {
+		uint64_t gfn = v->access_gfns[v->naccess - 1];
+
+		keep_first(&first, vmi_set_mem_access(v, gfn, VMI_ACCESS_RWX));
+		if (v->naccess > 0 && v->access_gfns[v->naccess - 1] == gfn)
+			v->naccess--;   /* failed: do not loop on it */
+	}
+	for (unsigned i = 0; i < v->nr_vcpus && v->state != VMI_DOM_GONE; i++)
+		restore_vcpu(v, i, &first);
+	if (v->state != VMI_DOM_GONE) {
+		collect_remaining(v, &first);
+		for (unsigned i = 0; i < v->nr_vcpus; i++)
+			release_vcpu(v, i, &first);
+		keep_first(&first, flush(v));
+	}
+	for (int m = VMI_MON_COUNT - 1; m >= 0; m--) {
+		if (v->monitors[m] && v->state != VMI_DOM_GONE)
+			keep_first(&first, vmi_monitor(v, (enum vmi_monitor)m, false));
+		v->monitors[m] = false;
+	}
+	if (v->ops->monitor_stop != NULL)
+		keep_first(&first, drv_result(v, v->ops->monitor_stop(v->drv)));
+	if (paused)
+		keep_first(&first, drv_result(v, v->ops->unpause(v->drv)));
+	while (v->pauses > 0 && v->state != VMI_DOM_GONE) {
+		r = vmi_unpause(v);
+		keep_first(&first, r);
+		if (r != 0)
+			break;
+	}
+	v->pauses = 0;
+	vmi_cache_fini(&v->cache);
+	v->ops->close(v->drv);
+	v->drv = NULL;
+	v->torn_down = true;
+	return first;
+}
+
+bool
+vmi_torn_down(const struct vmi *v)
+{
+	return v->torn_down;
+}
+
+void
+vmi_close(struct vmi *v)
+{
+	if (v == NULL)
+		return;
+	vmi_teardown(v);
+	free(v->vcpus);
+	free(v->patches);
+	free(v->access_gfns);
+	free(v);
+}
