@@ -91,6 +91,9 @@ if [[ ! -f "$dbg/.done" ]]; then
   touch "$dbg/.done"
   say "kernel symbols ready ($(elapsed "$t") s)"
 fi
+# A .deb carries no modules.dep: depmod writes it (image.py reads it to load
+# dom0's modules in dependency order).
+[[ -f "$root/lib/modules/$kver/modules.dep" ]] || depmod -b "$root" "$kver"
 xen_gz=$(ls "$root"/boot/xen-4.17*-amd64.gz | head -1)
 [[ -f "$root/boot/xen.elf" ]] || zcat "$xen_gz" >"$root/boot/xen.elf"
 
