@@ -29,3 +29,86 @@ def fuzz_build_dir():
     d = _dir("VMISTUB_FUZZ_BUILD", "build-fuzz")
     assert (d / "build.ninja").exists(), f"no fuzz build at {d}: run tests/run"
     return d
+
+
+# --- the nested Xen lab ------------------------------------------------------
+# One boot of the lab serves the whole pytest session, with both test guests
+# running. If the lab cannot start, every test that needs it fails with the
+# reason and the console's last lines: it never skips.
+import sys  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests" / "lab"))
+import lab as lablib  # noqa: E402
+
+FIGURES = {}
+
+
+def record_figure(name, value):
+    """A measured figure, printed at the end of the run (never asserted)."""
+    FIGURES[name] = value
+
+
+_lab_state = {}
+
+
+@pytest.fixture(scope="session")
+def lab(build_dir):
+    if "error" in _lab_state:
+        pytest.fail(f"the lab could not start (see the first lab test): {_lab_state['error']}")
+    lab = lablib.Lab(build_dir)
+    try:
+        lab.start()
+        for guest in ("tiny", "linux"):
+            lab.create_guest(guest)
+    except Exception as e:
+        _lab_state["error"] = str(e).splitlines()[0]
+        lab.collect_logs(build_dir / "lab-logs" / "startup")
+        lab.close()
+        pytest.fail(f"the lab could not start: {e}\n(logs in {build_dir / 'lab-logs' / 'startup'})")
+    FIGURES.update({f"lab.{k}": v for k, v in lab.figures.items()})
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and "lab" in item.fixturenames:
+        lab = item.funcargs.get("lab")
+        if lab is not None:
+            dest = lab.build_dir / "lab-logs" / item.name
+            lab.collect_logs(dest)
+            report.sections.append(("lab logs", f"console logs collected in {dest}"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("figures (measured, not asserted)")
+        for k in sorted(FIGURES):
+            terminalreporter.write_line(f"{k}: {FIGURES[k]}")
+
+
+@pytest.fixture(scope="session")
+def figures():
+    return record_figure
+
+
+@pytest.fixture(scope="session")
+def tiny_elf(build_dir):
+    path = build_dir / "tests" / "guests" / "tiny" / "tiny"
+    assert path.exists(), f"{path} is not built"
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_symbols(tiny_elf):
+    return lablib.elf_symbols(tiny_elf)
+
+
+@pytest.fixture(scope="session")
+def linux_system_map():
+    env = lablib.load_env()
+    return lablib.system_map(env["VMISTUB_LAB_SYSTEM_MAP"])

@@ -79,6 +79,26 @@ def _die_with_parent():
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def elf_symbols(path):
+    """name -> address of an ELF's symbols (binutils nm)."""
+    out = subprocess.run(["nm", "--defined-only", str(path)], check=True,
+                         capture_output=True, text=True).stdout
+    return system_map_text(out)
+
+
+def system_map_text(text):
+    syms = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            syms.setdefault(parts[2], int(parts[0], 16))
+    return syms
+
+
+def system_map(path):
+    return system_map_text(pathlib.Path(path).read_text())
+
+
 class Result:
     def __init__(self, code, how, stdout, stderr):
         self.code, self.how = code, how
