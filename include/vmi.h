@@ -45,7 +45,7 @@ enum vmi_seg_index {
 
 struct vmi_seg {
 	uint16_t sel;
-	uint16_t ar;        /* attribute bytes, VMCB/hvm_hw_cpu packing */
+	uint32_t ar;        /* attribute bytes as hvm_hw_cpu packs them */
 	uint32_t limit;
 	uint64_t base;
 };

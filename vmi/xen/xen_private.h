@@ -1,0 +1,74 @@
+/*
+ * xen_private.h - the Xen driver's instance, shared by its two files.
+ */
+#ifndef VMI_XEN_PRIVATE_H
+#define VMI_XEN_PRIVATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <xenctrl.h>
+#include <xendevicemodel.h>
+#include <xenevtchn.h>
+#include <xenforeignmemory.h>
+#include <xen/vm_event.h>
+
+#include "vmi_driver.h"
+
+/*
+ * Pinned at build time too (vmi/xen/meson.build): the ring layout, the
+ * request/response structs and every flag below belong to this version.
+ */
+_Static_assert(VM_EVENT_INTERFACE_VERSION == 7,
+    "vmi/xen speaks vm_event interface version 7 (Xen 4.17); "
+    "these Xen headers define another");
+
+struct xen_drv {
+	struct vmi_driver base;
+	/* This instance's abilities: the full table with what the machine
+	 * and the domain lack cleared (see xen_probe in xen.c). */
+	struct vmi_driver_ops ops;
+	uint32_t domid;
+	xc_interface *xch;
+	xenevtchn_handle *xce;
+	xenforeignmemory_handle *fmem;
+	xendevicemodel_handle *dmod;
+	unsigned nr_vcpus;
+	uint64_t max_gfn;
+	uint32_t monitor_caps;
+	bool vmx, svm, hap;
+	char platform[64];
+	char why[256];
+
+	/* vm_event ring, set up on first use. */
+	bool ring_on;
+	void *ring_page;
+	vm_event_back_ring_t back;
+	evtchn_port_t local_port;
+	int virq_port;          /* VIRQ_DOM_EXC: some domain shut down/died */
+	bool dom_exc;
+	bool reported_gone, reported_shutdown;
+
+	/* hvm_save header record, needed to build a setcontext blob. */
+	uint8_t *hvm_header;
+	uint32_t hvm_header_len;
+};
+
+int xen_get_regs(struct vmi_driver *d, unsigned vcpu, struct vmi_regs *r);
+int xen_set_regs(struct vmi_driver *d, unsigned vcpu,
+    const struct vmi_regs *r);
+
+static inline struct xen_drv *
+xen_of(struct vmi_driver *d)
+{
+	return (struct xen_drv *)d;
+}
+
+/* libxenctrl returns -1 with errno; the vmi layer wants -errno. */
+static inline int
+xen_err(int r)
+{
+	return r < 0 ? (errno ? -errno : -EIO) : r;
+}
+
+#endif

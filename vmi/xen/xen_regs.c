@@ -1,0 +1,276 @@
+/*
+ * xen_regs.c - vCPU registers through the HVM save record.
+ *
+ * The HVM_SAVE_CODE(CPU) record (xen/arch-x86/hvm/save.h, struct
+ * hvm_hw_cpu) holds everything vmistub shows: general registers, RIP,
+ * RFLAGS, CR0/2/3/4, DR0-3/6/7, segments with bases, limits and
+ * attributes, descriptor tables, EFER and the syscall MSRs, shadow GS and
+ * the 512-byte FXSAVE image. xc_vcpu_getcontext's vcpu_guest_context has
+ * no segment bases or EFER for an HVM vCPU, so it is not used.
+ *
+ * Writing: Xen 4.17 has no "set one record" call, only
+ * xc_domain_hvm_setcontext() of a whole save image. The image written here
+ * holds just the header, this vCPU's CPU record and END: hvm_load() loads
+ * the records it is given and leaves the rest of the domain alone, so the
+ * other vCPUs (running meanwhile) are never overwritten with stale state.
+ * The CPU record is re-read immediately before each write so that fields
+ * vmistub does not model (pending event, TSC, tsc_aux) go back unchanged.
+ *
+ * CR8 is the local APIC's TPR (LAPIC_REGS record, offset 0x80, bits 7:4);
+ * writing it would mean reloading the whole APIC page, so it is read-only.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xen_private.h"   /* first: defines __XEN_TOOLS__ */
+
+#include <xen/hvm/save.h>
+
+#define APIC_TPR 0x80
+
+struct seg_map {
+	size_t sel, limit, base, ar;
+};
+
+/* hvm_hw_cpu keeps each segment's fields in four separate arrays. */
+#define SEG(n) { offsetof(struct hvm_hw_cpu, n##_sel), \
+	offsetof(struct hvm_hw_cpu, n##_limit), \
+	offsetof(struct hvm_hw_cpu, n##_base), \
+	offsetof(struct hvm_hw_cpu, n##_arbytes) }
+
+static const struct seg_map segs[VMI_SEG_COUNT] = {
+	[VMI_SEG_CS] = SEG(cs), [VMI_SEG_SS] = SEG(ss), [VMI_SEG_DS] = SEG(ds),
+	[VMI_SEG_ES] = SEG(es), [VMI_SEG_FS] = SEG(fs), [VMI_SEG_GS] = SEG(gs),
+	[VMI_SEG_TR] = SEG(tr), [VMI_SEG_LDTR] = SEG(ldtr),
+};
+
+static uint32_t
+get32(const struct hvm_hw_cpu *c, size_t off)
+{
+	uint32_t v;
+
+	memcpy(&v, (const uint8_t *)c + off, sizeof(v));
+	return v;
+}
+
+static uint64_t
+get64(const struct hvm_hw_cpu *c, size_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, (const uint8_t *)c + off, sizeof(v));
+	return v;
+}
+
+static void
+put32(struct hvm_hw_cpu *c, size_t off, uint32_t v)
+{
+	memcpy((uint8_t *)c + off, &v, sizeof(v));
+}
+
+static void
+put64(struct hvm_hw_cpu *c, size_t off, uint64_t v)
+{
+	memcpy((uint8_t *)c + off, &v, sizeof(v));
+}
+
+static int
+read_cpu(struct xen_drv *x, unsigned vcpu, struct hvm_hw_cpu *cpu)
+{
+	return xen_err(xc_domain_hvm_getcontext_partial(x->xch, x->domid,
+	    HVM_SAVE_CODE(CPU), (uint16_t)vcpu, cpu, sizeof(*cpu)));
+}
+
+static int
+read_cr8(struct xen_drv *x, unsigned vcpu, uint64_t *cr8)
+{
+	struct hvm_hw_lapic_regs lapic;
+	int r = xen_err(xc_domain_hvm_getcontext_partial(x->xch, x->domid,
+	    HVM_SAVE_CODE(LAPIC_REGS), (uint16_t)vcpu, &lapic, sizeof(lapic)));
+
+	if (r == 0)
+		*cr8 = (lapic.data[APIC_TPR] >> 4) & 0xf;
+	return r;
+}
+
+/* The two tables in one order: vmi_gregs member, hvm_hw_cpu member. */
+#define GREGS(X) X(rax) X(rbx) X(rcx) X(rdx) X(rsi) X(rdi) X(rbp) X(rsp) \
+	X(r8) X(r9) X(r10) X(r11) X(r12) X(r13) X(r14) X(r15) X(rip) \
+	X(rflags)
+
+static void
+from_cpu(const struct hvm_hw_cpu *c, struct vmi_regs *r)
+{
+#define FROM(n) r->g.n = c->n;
+	GREGS(FROM)
+#undef FROM
+	for (int i = 0; i < VMI_SEG_COUNT; i++) {
+		r->seg[i].sel = (uint16_t)get32(c, segs[i].sel);
+		r->seg[i].limit = get32(c, segs[i].limit);
+		r->seg[i].base = get64(c, segs[i].base);
+		r->seg[i].ar = get32(c, segs[i].ar);
+	}
+	r->gdtr_base = c->gdtr_base;
+	r->gdtr_limit = c->gdtr_limit;
+	r->idtr_base = c->idtr_base;
+	r->idtr_limit = c->idtr_limit;
+	r->cr0 = c->cr0;
+	r->cr2 = c->cr2;
+	r->cr3 = c->cr3;
+	r->cr4 = c->cr4;
+	r->efer = c->msr_efer;
+	r->kernel_gs_base = c->shadow_gs;
+	r->star = c->msr_star;
+	r->lstar = c->msr_lstar;
+	r->cstar = c->msr_cstar;
+	r->sfmask = c->msr_syscall_mask;
+	r->sysenter_cs = c->sysenter_cs;
+	r->sysenter_esp = c->sysenter_esp;
+	r->sysenter_eip = c->sysenter_eip;
+	r->dr[0] = c->dr0;
+	r->dr[1] = c->dr1;
+	r->dr[2] = c->dr2;
+	r->dr[3] = c->dr3;
+	r->dr6 = c->dr6;
+	r->dr7 = c->dr7;
+	memcpy(r->fxsave, c->fpu_regs, sizeof(r->fxsave));
+}
+
+static void
+to_cpu(const struct vmi_regs *r, struct hvm_hw_cpu *c)
+{
+#define TO(n) c->n = r->g.n;
+	GREGS(TO)
+#undef TO
+	for (int i = 0; i < VMI_SEG_COUNT; i++) {
+		put32(c, segs[i].sel, r->seg[i].sel);
+		put32(c, segs[i].limit, r->seg[i].limit);
+		put64(c, segs[i].base, r->seg[i].base);
+		put32(c, segs[i].ar, r->seg[i].ar);
+	}
+	c->gdtr_base = r->gdtr_base;
+	c->gdtr_limit = r->gdtr_limit;
+	c->idtr_base = r->idtr_base;
+	c->idtr_limit = r->idtr_limit;
+	c->cr0 = r->cr0;
+	c->cr2 = r->cr2;
+	c->cr3 = r->cr3;
+	c->cr4 = r->cr4;
+	c->msr_efer = r->efer;
+	c->shadow_gs = r->kernel_gs_base;
+	c->msr_star = r->star;
+	c->msr_lstar = r->lstar;
+	c->msr_cstar = r->cstar;
+	c->msr_syscall_mask = r->sfmask;
+	c->sysenter_cs = r->sysenter_cs;
+	c->sysenter_esp = r->sysenter_esp;
+	c->sysenter_eip = r->sysenter_eip;
+	c->dr0 = r->dr[0];
+	c->dr1 = r->dr[1];
+	c->dr2 = r->dr[2];
+	c->dr3 = r->dr[3];
+	c->dr6 = r->dr6;
+	c->dr7 = r->dr7;
+	if (memcmp(c->fpu_regs, r->fxsave, sizeof(c->fpu_regs)) != 0) {
+		memcpy(c->fpu_regs, r->fxsave, sizeof(c->fpu_regs));
+		/* hvm_load_cpu_ctxt only loads fpu_regs when the record says
+		 * the FPU was initialised (xen/arch-x86/hvm/save.h). */
+		c->flags |= XEN_X86_FPU_INITIALISED;
+	}
+}
+
+int
+xen_get_regs(struct vmi_driver *d, unsigned vcpu, struct vmi_regs *r)
+{
+	struct xen_drv *x = xen_of(d);
+	struct hvm_hw_cpu cpu;
+	int ret = read_cpu(x, vcpu, &cpu);
+
+	if (ret != 0)
+		return ret;
+	memset(r, 0, sizeof(*r));
+	from_cpu(&cpu, r);
+	/* A domain without an emulated local APIC has no TPR to read: CR8
+	 * is then reported as 0, the value it resets to. */
+	if (read_cr8(x, vcpu, &r->cr8) != 0)
+		r->cr8 = 0;
+	return 0;
+}
+
+/* The first record of a full save image is the header hvm_load() checks;
+ * it does not change while the domain lives, so it is fetched once. */
+static int
+load_header(struct xen_drv *x)
+{
+	struct hvm_save_descriptor desc;
+	uint8_t *buf;
+	int size, r;
+
+	if (x->hvm_header != NULL)
+		return 0;
+	size = xc_domain_hvm_getcontext(x->xch, x->domid, NULL, 0);
+	if (size <= 0)
+		return xen_err(size < 0 ? size : -1);
+	buf = malloc((size_t)size);
+	if (buf == NULL)
+		return -ENOMEM;
+	r = xen_err(xc_domain_hvm_getcontext(x->xch, x->domid, buf,
+	    (uint32_t)size));
+	if (r >= 0) {
+		memcpy(&desc, buf, sizeof(desc));
+		if (desc.typecode != HVM_SAVE_CODE(HEADER) ||
+		    sizeof(desc) + desc.length > (size_t)size)
+			r = -EPROTO;
+	}
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	x->hvm_header_len = (uint32_t)(sizeof(desc) + desc.length);
+	x->hvm_header = buf;  /* the header is at the start; the rest idles */
+	return 0;
+}
+
+int
+xen_set_regs(struct vmi_driver *d, unsigned vcpu, const struct vmi_regs *r)
+{
+	struct xen_drv *x = xen_of(d);
+	struct hvm_save_descriptor desc;
+	struct hvm_hw_cpu cpu;
+	uint64_t cr8 = 0;
+	uint8_t *blob;
+	size_t len, off;
+	int ret;
+
+	ret = load_header(x);
+	if (ret == 0)
+		ret = read_cpu(x, vcpu, &cpu);
+	if (ret != 0)
+		return ret;
+	if (read_cr8(x, vcpu, &cr8) != 0)
+		cr8 = 0;
+	if (r->cr8 != cr8)
+		return -EOPNOTSUPP;
+	to_cpu(r, &cpu);
+
+	len = x->hvm_header_len + 2 * sizeof(desc) + sizeof(cpu);
+	blob = malloc(len);
+	if (blob == NULL)
+		return -ENOMEM;
+	memcpy(blob, x->hvm_header, x->hvm_header_len);
+	off = x->hvm_header_len;
+	desc = (struct hvm_save_descriptor){ .typecode = HVM_SAVE_CODE(CPU),
+	    .instance = (uint16_t)vcpu, .length = sizeof(cpu) };
+	memcpy(blob + off, &desc, sizeof(desc));
+	off += sizeof(desc);
+	memcpy(blob + off, &cpu, sizeof(cpu));
+	off += sizeof(cpu);
+	desc = (struct hvm_save_descriptor){ .typecode = HVM_SAVE_CODE(END) };
+	memcpy(blob + off, &desc, sizeof(desc));
+	ret = xen_err(xc_domain_hvm_setcontext(x->xch, x->domid, blob,
+	    (uint32_t)len));
+	free(blob);
+	return ret < 0 ? ret : 0;
+}
