@@ -504,7 +504,7 @@ static int p_supported(struct cursor *c, struct rsp_command *cmd)
 {
 	if (at_end(c))
 		return 0;
-	if (!eat(c, ':'))
+	if (!eat(c, ':') || at_end(c))
 		return -EINVAL;
 	/* "qSupported [:gdbfeature [;gdbfeature]...]", each feature being
 	 * name+, name-, name? or name=value. */

@@ -210,6 +210,10 @@ void rsp_reply_stop(struct rsp_reply *r, const struct rsp_stop *s)
 	rsp_reply_char(r, 'T');
 	rsp_reply_hex_u8(r, s->code);
 	for (size_t i = 0; i < s->nregs; i++) {
+		/* Two digits at least, as gdbserver sends them: some
+		 * clients other than gdb expect that. */
+		if (s->regs[i].regno < 0x10)
+			rsp_reply_char(r, '0');
 		rsp_reply_hex_u64(r, s->regs[i].regno);
 		rsp_reply_char(r, ':');
 		rsp_reply_hex(r, s->regs[i].value, s->regs[i].len);
