@@ -23,7 +23,7 @@ GDB = "/usr/bin/gdb"
 VOFF = 0xFFFFFFFF80000000
 PHYS_BASE = 0x100000
 BIG_VA, BIG_PHYS = VOFF + 0x200000, 0x200000
-DEMAND_VA, DEMAND_PHYS = VOFF + 0x600000, 0x400000
+DEMAND_VA, DEMAND_PHYS = VOFF + 0x600000, 0x200000
 
 LINE_RE = re.compile(r"^tiny: iter=(\d+) (.*)$")
 FIELD_RE = re.compile(r"(\w+)=(\S+)")
@@ -43,7 +43,7 @@ GLOBALS = [
     "tiny_db_rf_ignored", "tiny_pf_count", "tiny_pf_last_addr", "tiny_hw_calls",
     "tiny_vcpu1_counter", "tiny_vcpu1_state", "tiny_shared_calls", "tiny_pml4",
 ]
-BIG = ["tiny_big_counter", "tiny_stack0", "tiny_stack0_top", "tiny_stack1", "tiny_stack1_top"]
+BIG = ["tiny_demand_frame", "tiny_big_counter", "tiny_stack0", "tiny_stack0_top", "tiny_stack1", "tiny_stack1_top"]
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +177,8 @@ def test_symbols_in_their_mappings(syms):
         assert name in syms, name
         assert BIG_VA <= syms[name] <= BIG_VA + 0x200000, f"{name} at {syms[name]:#x}"
     assert syms["tiny_hypercall_page"] % 4096 == 0
+    # The demand page's frame: first page of the 2 MiB mapping.
+    assert syms["tiny_demand_frame"] == BIG_VA == DEMAND_PHYS + VOFF
 
 
 def test_debug_info(tiny):
@@ -203,6 +205,7 @@ def test_boot_banner_and_progress(tiny, tmp_path):
     assert int(layout["text"], 0) == VOFF + PHYS_BASE
     assert int(layout["big"], 0) == BIG_VA
     assert int(layout["demand"], 0) == DEMAND_VA
+    assert int(layout["demand_phys"], 0) == DEMAND_PHYS
 
     prev = None
     for p in lines:
@@ -213,7 +216,7 @@ def test_boot_banner_and_progress(tiny, tmp_path):
         assert p["counter"] == it and p["delta"] == 1
         assert p["bp"] == it, p
         assert p["dr0"] == it and p["db"] == it, p
-        assert p["pf"] == it, p
+        assert p["pf"] == it and p["demand"] == it, p
         assert p["step"] == 0 and p["rfign"] == 0, p
         assert p["shared"] == it and p["vcpu1"] == 0
         assert p["flags"] == 0x7
@@ -247,9 +250,11 @@ def _gdb(tiny, port, commands, timeout=120):
             "-ex", f"target remote 127.0.0.1:{port}"]
     for c in commands:
         args += ["-ex", c]
-    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL)
-    return r.stdout + r.stderr
+    # One pipe for both: gdb prints monitor replies on stderr, and the
+    # markers echoed between commands must stay in order with them.
+    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL)
+    return r.stdout
 
 
 def _val(out, key):
@@ -276,6 +281,7 @@ def test_gdb_symbols_source_and_translation(tiny, syms, tmp_path):
             'echo @counter\\n', f"monitor gva2gpa {syms['tiny_counter']:#x}",
             'echo @big\\n', f"monitor gva2gpa {syms['tiny_big_counter']:#x}",
             'echo @text\\n', f"monitor gva2gpa {syms['tiny_fib']:#x}",
+            'echo @demand\\n', f"monitor gva2gpa {DEMAND_VA:#x}",
             'echo @identity\\n', f"monitor gva2gpa {PHYS_BASE:#x}",
             'echo @end\\n',
             # A debugger write the guest visibly obeys.
@@ -297,8 +303,12 @@ def test_gdb_symbols_source_and_translation(tiny, syms, tmp_path):
         assert f"gpa: {syms['tiny_counter'] - VOFF:#x}" in out, out
         assert f"gpa: {syms['tiny_big_counter'] - VOFF:#x}" in out, out
         assert f"gpa: {syms['tiny_fib'] - VOFF:#x}" in out, out
+        # Stopped in tiny_step_counter, the demand page is mapped (the last
+        # tiny_pf_cycle touched it) and aliases the 2 MiB page's first frame.
+        demand = out.split("@demand", 1)[1].split("@identity", 1)[0]
+        assert f"gpa: {DEMAND_PHYS:#x}" in demand, out
         ident = out.split("@identity", 1)[1].split("@end", 1)[0]
-        assert "gpa:" not in ident, "identity map still present after boot:\n" + ident
+        assert ident.strip() and "gpa:" not in ident, "identity map still present after boot:\n" + ident
         # After detach the guest runs on with tiny_delta = 7.
         first = len(_progress(log))
 

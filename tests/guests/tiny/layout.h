@@ -11,9 +11,10 @@
  * __text_end .. __image_end             .. < 0x200000     4 KiB PTEs, read-write
  *   (.data, .bss: page tables, GDT, IDT, all ordinary globals)
  * 0xffffffff80200000 .. +2 MiB          0x200000          one 2 MiB PDE (PS=1), RW
- *   (.big: tiny_big_*, the vCPU stacks)
- * 0xffffffff80600000 (TINY_DEMAND_VA)   0x400000          4 KiB PTE, not present
- *   until first touched; tiny_pf_cycle() unmaps it again every iteration
+ *   (.big: tiny_demand_frame at its start, tiny_big_counter, the vCPU stacks)
+ * 0xffffffff80600000 (TINY_DEMAND_VA)   0x200000          4 KiB PTE, not present
+ *   until first touched; tiny_pf_cycle() unmaps it again every iteration.
+ *   The frame is tiny_demand_frame: one physical page, two virtual names.
  * 0xffffffff80601000 (TINY_CONSOLE_VA)  Xen console pfn   4 KiB PTE, only under Xen
  * 0x0 .. 1 GiB (identity)               0x0 .. 1 GiB      2 MiB PDEs, boot only:
  *   removed by tiny_paging_drop_identity() before the main loop starts
@@ -31,7 +32,9 @@
 #define TINY_BIG_PHYS    0x200000
 #define TINY_BIG_VA      (TINY_VOFF + TINY_BIG_PHYS)
 #define TINY_BIG_SIZE    0x200000
-#define TINY_DEMAND_PHYS 0x400000
+/* The first page of .big, so it is part of the image: no loader puts
+ * start info or modules there. */
+#define TINY_DEMAND_PHYS TINY_BIG_PHYS
 #define TINY_FIX_VA      (TINY_VOFF + 0x600000)
 #define TINY_DEMAND_VA   (TINY_FIX_VA + 0x0000)
 #define TINY_CONSOLE_VA  (TINY_FIX_VA + 0x1000)

@@ -59,6 +59,8 @@ uint32_t tiny_start_info_magic;
 uint64_t tiny_mem_kib;
 char tiny_cmdline[128];
 
+/* The demand page's frame, also visible here through the 2 MiB page. */
+__attribute__((section(".big.demand"), aligned(4096))) uint8_t tiny_demand_frame[4096];
 /* In the 2 MiB page: a global whose translation goes through a PS=1 PDE. */
 __attribute__((section(".big.data"))) volatile uint64_t tiny_big_counter;
 
@@ -148,9 +150,10 @@ void tiny_shared_fn(unsigned int vcpu)
 TINY_NAMED void tiny_report(void)
 {
 	tiny_printf("tiny: iter=%lu counter=%lu delta=%lu bp=%lu db=%lu dr0=%lu step=%lu pf=%lu "
-		    "rfign=%lu vcpu1=%lu shared=%lu flags=%#x checksum=%#lx dropped=%lu tsc=%lu\n",
+		    "rfign=%lu demand=%lu vcpu1=%lu shared=%lu flags=%#x checksum=%#lx dropped=%lu tsc=%lu\n",
 		    tiny_iterations, tiny_counter, tiny_delta, tiny_bp_count, tiny_db_count,
 		    tiny_db_dr_hits[0], tiny_db_step_count, tiny_pf_count, tiny_db_rf_ignored,
+		    tiny_demand_touches,
 		    tiny_vcpu1_counter, tiny_shared_calls, tiny_selftest_flags, tiny_checksum,
 		    tiny_console_dropped, tiny_rdtsc());
 }
@@ -315,10 +318,11 @@ void tiny_main(uint32_t start_info_paddr)
 	tiny_printf("tiny: boot xen=%u vcpus=%u mem_kib=%lu start_info=%#x magic=%#x cmdline=\"%s\"\n",
 		    tiny_xen ? 1u : 0u, tiny_nr_vcpus, tiny_mem_kib, start_info_paddr,
 		    tiny_start_info_magic, tiny_cmdline);
-	tiny_printf("tiny: layout voff=%#lx text=%#lx big=%#lx demand=%#lx console=%#lx cr3=%#lx "
+	tiny_printf("tiny: layout voff=%#lx text=%#lx big=%#lx demand=%#lx demand_phys=%#lx console=%#lx cr3=%#lx "
 		    "print_every=%lu flags=%#x\n",
 		    (uint64_t)TINY_VOFF, (uint64_t)(uintptr_t)__image_start, (uint64_t)TINY_BIG_VA,
-		    (uint64_t)TINY_DEMAND_VA, (uint64_t)TINY_CONSOLE_VA, tiny_read_cr(3),
+		    (uint64_t)TINY_DEMAND_VA, (uint64_t)TINY_DEMAND_PHYS, (uint64_t)TINY_CONSOLE_VA,
+		    tiny_read_cr(3),
 		    tiny_print_every, tiny_selftest_flags);
 	tiny_main_loop();
 }

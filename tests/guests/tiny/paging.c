@@ -44,6 +44,7 @@ void tiny_paging_init(void)
 	rw_from = (uint64_t)(uintptr_t)__text_end;
 	/* tiny.ld cannot include layout.h: catch the two drifting apart. */
 	if (start != TINY_VOFF + TINY_PHYS_BASE || (uint64_t)(uintptr_t)__big_start != TINY_BIG_VA ||
+	    tiny_virt_to_phys(tiny_demand_frame) != TINY_DEMAND_PHYS ||
 	    PD_IDX(TINY_FIX_VA) != 3 || PD_IDX(TINY_BIG_VA) != 1) {
 		tiny_printf("tiny: FATAL layout.h and tiny.ld disagree\n");
 		tiny_halt();

@@ -58,6 +58,7 @@ extern volatile uint64_t tiny_vcpu1_counter, tiny_shared_calls;
 extern volatile uint32_t tiny_vcpu1_state;
 extern volatile int64_t tiny_vcpu1_error;
 extern volatile uint32_t tiny_boot_ebx;
+extern uint8_t tiny_demand_frame[4096];
 
 void tiny_main(uint32_t start_info_paddr) TINY_NORETURN;
 void tiny_vcpu1_main(void) TINY_NORETURN;
@@ -104,6 +105,7 @@ uint64_t tiny_virt_to_phys(const void *p);
 
 /* console.c */
 void tiny_console_xen(volatile void *ring, uint32_t evtchn);
+extern volatile uint32_t tiny_console_e9;
 void tiny_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tiny_vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 extern volatile uint64_t tiny_console_dropped;
