@@ -195,6 +195,15 @@ read_pte(void *ctx, uint64_t gpa, uint64_t *val)
 }
 
 int
+vmi_as_of_vcpu(struct vmi *v, unsigned vcpu, struct vmi_as *as)
+{
+	struct vmi_regs r;
+	int ret = vmi_get_regs(v, vcpu, &r);
+
+	return ret ? ret : vmi_as_from_regs(&r, as);
+}
+
+int
 vmi_translate(struct vmi *v, const struct vmi_as *as, uint64_t va,
     struct vmi_xlate *out)
 {

@@ -5,7 +5,8 @@
  *
  * Teardown order (vmi_teardown):
  *   1. handler cleanup   - the handler removes what it owns (breakpoints)
- *   2. pause the domain  - nothing runs while state is put back
+ *   2. pause the domain  - nothing runs while state is put back; events
+ *                          still in the ring join the held vCPUs
  *   3. restore           - patched bytes, p2m access, DR0-3/DR7, TF, MTF
  *   4. answer pending    - every held vCPU, plus events still in the ring;
  *                          the guest's own int3/#DB are re-injected
@@ -1044,6 +1045,11 @@ vmi_teardown(struct vmi *v)
 		keep_first(&first, r);
 		paused = r == 0;
 	}
+	/* Events still in the ring join the held set before anything is
+	 * restored: what caused them is judged against the state they were
+	 * raised in (a step is ours only while the session's TF is set). */
+	if (v->state != VMI_DOM_GONE)
+		collect_remaining(v, &first);
 	while (v->npatches > 0)
 		keep_first(&first, vmi_unpatch(v, v->patches[v->npatches - 1].gpa));
 	while (v->naccess > 0 && v->state != VMI_DOM_GONE) {
@@ -1056,7 +1062,6 @@ vmi_teardown(struct vmi *v)
 	for (unsigned i = 0; i < v->nr_vcpus && v->state != VMI_DOM_GONE; i++)
 		restore_vcpu(v, i, &first);
 	if (v->state != VMI_DOM_GONE) {
-		collect_remaining(v, &first);
 		for (unsigned i = 0; i < v->nr_vcpus; i++)
 			release_vcpu(v, i, &first);
 		keep_first(&first, flush(v));
