@@ -16,7 +16,7 @@
  * measured under TCG. Tests may change it (gdb: set var
  * tiny_print_every=...; or the command line: tiny.print_every=N).
  */
-#define TINY_PRINT_EVERY_DEFAULT 1000
+#define TINY_PRINT_EVERY_DEFAULT 500
 #define TINY_FIB_BASE 8
 #define TINY_VCPU1_WAIT_YIELDS 100000
 
