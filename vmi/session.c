@@ -310,20 +310,32 @@ classify(struct vmi *v, struct vmi_event *ev)
 	}
 }
 
-/* Is the byte at the event's RIP an int3 the session patched in? */
+/*
+ * Whose int3 trapped? The session's if it is patched in now. If it is not,
+ * the guest's own only if an int3 is still in memory there: the guest's
+ * int3s stay put, while a byte that is no longer 0xCC means the session
+ * removed its breakpoint after this vCPU hit it (the event was queued
+ * meanwhile), and re-injecting that would make the guest skip a byte of
+ * a real instruction.
+ */
 static int
 swbreak_ours(struct vmi *v, const struct vmi_event *ev)
 {
 	struct vmi_as as;
 	struct vmi_xlate x;
-	uint8_t orig;
+	uint8_t b;
 	int r = vmi_event_as(ev, &as);
 
 	if (r == 0)
 		r = vmi_translate(v, &as, ev->regs.rip, &x);
 	if (r != 0)
 		return r;
-	return vmi_patched_original(v, x.gpa, &orig) == 0;
+	if (vmi_patched_original(v, x.gpa, &b) == 0)
+		return 1;
+	r = vmi_read_phys(v, x.gpa, &b, 1, 0, NULL);
+	if (r != 0)
+		return r;
+	return b != INT3;
 }
 
 int
@@ -979,16 +991,9 @@ release_vcpu(struct vmi *v, unsigned i, int *first)
 	vmi_response_init(&rsp, &vc->pending);
 	if (vc->mtf)
 		rsp.flags |= VMI_RSP_TOGGLE_MTF;
-	if (vc->pending.kind == VMI_EVENT_SWBREAK && v->ops->reinject != NULL) {
-		struct vmi_as as;
-		uint8_t b = 0;
-		size_t n = 0;
-
-		if (vmi_event_as(&vc->pending, &as) == 0 &&
-		    vmi_read_virt(v, &as, vc->pending.regs.rip, &b, 1, 0, &n,
-		    NULL) == 0 && b == INT3)
-			rsp.flags |= VMI_RSP_REINJECT;
-	}
+	if (vc->pending.kind == VMI_EVENT_SWBREAK && v->ops->reinject != NULL &&
+	    swbreak_ours(v, &vc->pending) == 0)
+		rsp.flags |= VMI_RSP_REINJECT;
 	if (vc->pending.kind == VMI_EVENT_DEBUG &&
 	    vc->pending.u.debug.cause == VMI_DEBUG_UNKNOWN &&
 	    v->ops->reinject != NULL)

@@ -431,6 +431,12 @@ t_own_vs_guest_int3(void **state)
 	ev.regs.rip = va + 32;
 	assert_int_equal(vmi_event_ours(v, &ev), 0);
 	fake_push(&world, &ev);
+	/* An int3 that is gone from memory was the session's, removed after
+	 * the hit: never re-inject it. */
+	ev.regs.rip = va + 48;
+	world.mem[40 * 4096 + 48] = 0x90;
+	assert_int_equal(vmi_event_ours(v, &ev), 1);
+	ev.regs.rip = va + 32;
 	assert_int_equal(vmi_dispatch(v), 2);
 	assert_int_equal(world.nresp, 2);
 	assert_int_equal(world.reinjects, 1);
@@ -450,7 +456,9 @@ t_default_without_handler(void **state)
 
 	(void)state;
 	v = open_on(FAKE_AMD, NULL, 0, 0);
-	/* Paging off: rip is physical. 0x3000 is not patched: the guest's. */
+	/* Paging off: rip is physical. The int3 at 0x3000 is in guest memory
+	 * and not patched: the guest's own. */
+	world.mem[0x3000] = 0xcc;
 	fake_push(&world, &ev);
 	assert_int_equal(vmi_dispatch(v), 1);
 	assert_int_equal(world.reinjects, 1);
