@@ -115,6 +115,42 @@ static void store(struct rsp_decoder *d, uint8_t b, size_t n)
 	d->len += n;
 }
 
+/* Bytes that end a plain run inside a packet: the frame end, a new frame,
+ * a run-length marker and the escape character. */
+static const bool special[256] = {
+	['#'] = true, ['$'] = true, ['*'] = true, ['}'] = true,
+};
+
+static size_t plain_run(const uint8_t *p, size_t n)
+{
+	size_t k = 0;
+
+	while (k < n && !special[p[k]])
+		k++;
+	return k;
+}
+
+static uint8_t sum_bytes(const uint8_t *p, size_t n)
+{
+	unsigned s = 0;
+
+	for (size_t k = 0; k < n; k++)
+		s += p[k];
+	return (uint8_t)s;
+}
+
+static void copy(struct rsp_decoder *d, const uint8_t *p, size_t n)
+{
+	size_t room = d->cap - d->len;
+
+	if (n > room) {
+		d->overflow = true;
+		n = room;
+	}
+	memcpy(d->buf + d->len, p, n);
+	d->len += n;
+}
+
 /* Second stage: undo '}' escapes on the raw (run-length expanded) bytes. */
 static void unescape(struct rsp_decoder *d, uint8_t c, size_t n)
 {
@@ -214,7 +250,6 @@ enum rsp_event rsp_decoder_feed(struct rsp_decoder *d, const uint8_t *in,
 				/* gdb never sends '$' inside a packet: the old
 				 * one was cut short, resynchronise on this. */
 				d->stats.restarts++;
-				d->stats.garbage += d->len + 1;
 				start_packet(d);
 			} else {
 				d->sum += c;
@@ -228,28 +263,15 @@ enum rsp_event rsp_decoder_feed(struct rsp_decoder *d, const uint8_t *in,
 					/* Fast path for plain runs: copy up to
 					 * the next byte that needs a look. */
 					if (!d->escape && c != '}') {
-						size_t j = i;
+						size_t n = plain_run(in + i, len - i);
 
-						while (j < len && in[j] != '#' &&
-						       in[j] != '$' && in[j] != '*' &&
-						       in[j] != '}')
-							j++;
 						store(d, c, 1);
-						for (size_t k = i; k < j; k++)
-							d->sum += in[k];
-						if (j > i) {
-							size_t n = j - i;
-							size_t room = d->cap - d->len;
-
-							if (n > room) {
-								d->overflow = true;
-								n = room;
-							}
-							memcpy(d->buf + d->len, in + i, n);
-							d->len += n;
-							d->last_raw = in[j - 1];
+						if (n > 0) {
+							d->sum += sum_bytes(in + i, n);
+							copy(d, in + i, n);
+							d->last_raw = in[i + n - 1];
+							i += n;
 						}
-						i = j;
 					} else {
 						unescape(d, c, 1);
 					}
