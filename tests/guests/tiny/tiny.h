@@ -19,7 +19,12 @@
  * callable function (no inlining, cloning or interprocedural shortcuts), so
  * a breakpoint on its name is hit on every call; used keeps it in the ELF.
  */
+#if defined(__has_attribute) && __has_attribute(noipa)
 #define TINY_NAMED __attribute__((noipa, used))
+#else
+/* clang has no noipa; noinline is its closest (it does not clone). */
+#define TINY_NAMED __attribute__((noinline, used))
+#endif
 #define TINY_NORETURN __attribute__((noreturn))
 
 /* tiny_selftest_flags bits: each enables one self-test in the main loop. */
@@ -89,7 +94,7 @@ bool tiny_parse_u64(const char *s, size_t n, uint64_t *out);
 /* trap.c */
 extern volatile uint64_t tiny_bp_count, tiny_db_count, tiny_db_step_count;
 extern volatile uint64_t tiny_db_dr_hits[4], tiny_db_last_dr6;
-extern volatile uint64_t tiny_db_rf_ignored, tiny_pf_count, tiny_pf_last_addr;
+extern volatile uint64_t tiny_db_rf_ignored, tiny_db_no_cause, tiny_pf_count, tiny_pf_last_addr;
 void tiny_trap_init_cpu(void);
 void tiny_trap(struct tiny_frame *f);
 void tiny_hwbp_sync(void);
