@@ -103,14 +103,22 @@ void rsp_decoder_set_noack(struct rsp_decoder *d, bool noack)
 	d->noack = noack;
 }
 
-static void store(struct rsp_decoder *d, uint8_t b, size_t n)
+/* How many of n more payload bytes fit; the rest is dropped and the
+ * packet marked too long. */
+static size_t fit(struct rsp_decoder *d, size_t n)
 {
 	size_t room = d->cap - d->len;
 
 	if (n > room) {
 		d->overflow = true;
-		n = room;
+		return room;
 	}
+	return n;
+}
+
+static void store(struct rsp_decoder *d, uint8_t b, size_t n)
+{
+	n = fit(d, n);
 	memset(d->buf + d->len, b, n);
 	d->len += n;
 }
@@ -141,12 +149,7 @@ static uint8_t sum_bytes(const uint8_t *p, size_t n)
 
 static void copy(struct rsp_decoder *d, const uint8_t *p, size_t n)
 {
-	size_t room = d->cap - d->len;
-
-	if (n > room) {
-		d->overflow = true;
-		n = room;
-	}
+	n = fit(d, n);
 	memcpy(d->buf + d->len, p, n);
 	d->len += n;
 }
@@ -311,11 +314,6 @@ done:
 	return out->event;
 }
 
-static bool needs_escape(uint8_t b)
-{
-	return b == '$' || b == '#' || b == '}' || b == '*';
-}
-
 ssize_t rsp_encode(uint8_t *out, size_t cap, const uint8_t *payload,
 		   size_t len, unsigned flags)
 {
@@ -328,7 +326,24 @@ ssize_t rsp_encode(uint8_t *out, size_t cap, const uint8_t *payload,
 	for (size_t i = 0; i < len;) {
 		uint8_t b = payload[i];
 
-		if (needs_escape(b)) {
+		if (!(flags & RSP_ENC_RLE)) {
+			/* Without run-length encoding a plain run goes out
+			 * as one copy. */
+			size_t n = plain_run(payload + i, len - i);
+
+			if (n > 0) {
+				if (cap - o < n + 3)
+					return -ENOSPC;
+				memcpy(out + o, payload + i, n);
+				sum += sum_bytes(payload + i, n);
+				o += n;
+				i += n;
+				continue;
+			}
+		}
+
+		/* The bytes a plain run stops at are the ones to escape. */
+		if (special[b]) {
 			if (cap - o < 2 + 3)
 				return -ENOSPC;
 			out[o++] = '}';

@@ -126,6 +126,18 @@ static int num(struct cursor *c, uint64_t *v)
 	return rsp_parse_hex_u64(&c->p, c->end, v);
 }
 
+/* "a,b": two numbers and the comma between them. */
+static int num_pair(struct cursor *c, uint64_t *a, uint64_t *b)
+{
+	int rc = num(c, a);
+
+	if (rc)
+		return rc;
+	if (!eat(c, ','))
+		return -EINVAL;
+	return num(c, b);
+}
+
 static int done(const struct cursor *c)
 {
 	return at_end(c) ? 0 : -EINVAL;
@@ -191,13 +203,8 @@ static int p_write_reg(struct cursor *c, struct rsp_command *cmd)
 /* addr,length with the range [addr, addr + length) inside 64 bits. */
 static int addr_len(struct cursor *c, struct rsp_command *cmd)
 {
-	int rc = num(c, &cmd->u.mem.addr);
+	int rc = num_pair(c, &cmd->u.mem.addr, &cmd->u.mem.len);
 
-	if (rc)
-		return rc;
-	if (!eat(c, ','))
-		return -EINVAL;
-	rc = num(c, &cmd->u.mem.len);
 	if (rc)
 		return rc;
 	if (cmd->u.mem.len > 0 &&
@@ -289,6 +296,36 @@ static int p_resume_sig(struct cursor *c, struct rsp_command *cmd)
 	return done(c);
 }
 
+static int vcont_action(struct cursor *c, struct rsp_vcont_action *a)
+{
+	static const struct {
+		uint8_t letter;
+		enum rsp_vcont_op op;
+	} ops[] = {
+		{ 'c', RSP_VCONT_CONTINUE }, { 'C', RSP_VCONT_CONTINUE_SIG },
+		{ 's', RSP_VCONT_STEP }, { 'S', RSP_VCONT_STEP_SIG },
+		{ 't', RSP_VCONT_STOP }, { 'r', RSP_VCONT_RANGE },
+	};
+	uint8_t letter = *c->p++;
+	size_t i = 0;
+
+	while (i < sizeof(ops) / sizeof(ops[0]) && ops[i].letter != letter)
+		i++;
+	if (i == sizeof(ops) / sizeof(ops[0]))
+		return -EINVAL;
+	a->op = ops[i].op;
+	switch (a->op) {
+	case RSP_VCONT_CONTINUE_SIG:
+	case RSP_VCONT_STEP_SIG:
+		return signo(c, &a->sig);
+	case RSP_VCONT_RANGE:
+		/* "r start,end": step while start <= pc < end. */
+		return num_pair(c, &a->start, &a->end);
+	default:
+		return 0;
+	}
+}
+
 static int p_vcont(struct cursor *c, struct rsp_command *cmd)
 {
 	/* "vCont[;action[:thread-id]]...": at least one action. */
@@ -303,43 +340,9 @@ static int p_vcont(struct cursor *c, struct rsp_command *cmd)
 		if (cmd->u.vcont.n == RSP_VCONT_MAX)
 			return -E2BIG;
 		a = &cmd->u.vcont.action[cmd->u.vcont.n++];
-		switch (*c->p++) {
-		case 'c':
-			a->op = RSP_VCONT_CONTINUE;
-			break;
-		case 's':
-			a->op = RSP_VCONT_STEP;
-			break;
-		case 't':
-			a->op = RSP_VCONT_STOP;
-			break;
-		case 'C':
-			a->op = RSP_VCONT_CONTINUE_SIG;
-			rc = signo(c, &a->sig);
-			if (rc)
-				return rc;
-			break;
-		case 'S':
-			a->op = RSP_VCONT_STEP_SIG;
-			rc = signo(c, &a->sig);
-			if (rc)
-				return rc;
-			break;
-		case 'r':
-			/* "r start,end": step while start <= pc < end. */
-			a->op = RSP_VCONT_RANGE;
-			rc = num(c, &a->start);
-			if (rc)
-				return rc;
-			if (!eat(c, ','))
-				return -EINVAL;
-			rc = num(c, &a->end);
-			if (rc)
-				return rc;
-			break;
-		default:
-			return -EINVAL;
-		}
+		rc = vcont_action(c, a);
+		if (rc)
+			return rc;
 		if (eat(c, ':')) {
 			rc = rsp_parse_thread_id(&c->p, c->end, &a->thread);
 			if (rc)
@@ -589,12 +592,7 @@ static int p_xfer(struct cursor *c, struct rsp_command *cmd)
 	cmd->u.xfer.annex = c->p;
 	cmd->u.xfer.annex_len = (size_t)(colon - c->p);
 	c->p = colon + 1;
-	rc = num(c, &cmd->u.xfer.offset);
-	if (rc)
-		return rc;
-	if (!eat(c, ','))
-		return -EINVAL;
-	rc = num(c, &cmd->u.xfer.length);
+	rc = num_pair(c, &cmd->u.xfer.offset, &cmd->u.xfer.length);
 	return rc ? rc : done(c);
 }
 

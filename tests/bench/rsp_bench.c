@@ -134,17 +134,19 @@ static void bench_requests(double secs)
 	report("decode+parse requests (mixed)", ops, len / nreq, t, secs);
 }
 
-static void bench_mem_reply(double secs, unsigned flags, const char *what)
+/* Builds one reply into r from ctx. */
+typedef void build_fn(struct rsp_reply *r, const void *ctx);
+
+/* Time building and framing a reply, again and again. */
+static void bench_reply(const char *what, build_fn *build, const void *ctx,
+			unsigned flags, double secs)
 {
-	static uint8_t mem[4096], rbuf[8192 + 16];
+	static uint8_t rbuf[16384];
 	struct rsp_reply r;
 	uint64_t ops = 0;
 	size_t bytes = 0;
 	double t0, t;
 
-	/* Kernel text-like bytes: some runs, mostly varied. */
-	for (size_t i = 0; i < sizeof(mem); i++)
-		mem[i] = (uint8_t)(i % 64 < 8 ? 0 : (i * 131) >> 3);
 	rsp_reply_init(&r, rbuf, sizeof(rbuf));
 	t0 = now();
 	do {
@@ -152,7 +154,7 @@ static void bench_mem_reply(double secs, unsigned flags, const char *what)
 			ssize_t n;
 
 			rsp_reply_reset(&r);
-			rsp_reply_mem_hex(&r, mem, sizeof(mem));
+			build(&r, ctx);
 			n = rsp_reply_frame(&r, framed, sizeof(framed), flags);
 			if (n < 0)
 				abort();
@@ -164,33 +166,36 @@ static void bench_mem_reply(double secs, unsigned flags, const char *what)
 	report(what, ops, bytes, t, secs);
 }
 
-static void bench_bin_reply(double secs)
+static void build_m(struct rsp_reply *r, const void *mem)
 {
-	static uint8_t mem[4096], rbuf[4096 + 16];
-	struct rsp_reply r;
-	uint64_t ops = 0;
-	size_t bytes = 0;
-	double t0, t;
+	rsp_reply_mem_hex(r, mem, 4096);
+}
 
-	for (size_t i = 0; i < sizeof(mem); i++)
-		mem[i] = (uint8_t)((i * 2654435761u) >> 13);
-	rsp_reply_init(&r, rbuf, sizeof(rbuf));
-	t0 = now();
-	do {
-		for (int i = 0; i < 64; i++) {
-			ssize_t n;
+static void build_x(struct rsp_reply *r, const void *mem)
+{
+	rsp_reply_mem_bin(r, mem, 4096);
+}
 
-			rsp_reply_reset(&r);
-			rsp_reply_mem_bin(&r, mem, sizeof(mem));
-			n = rsp_reply_frame(&r, framed, sizeof(framed), 0);
-			if (n < 0)
-				abort();
-			bytes = (size_t)n;
-			ops++;
-		}
-		t = now() - t0;
-	} while (t < secs);
-	report("encode x 4KiB reply (binary)", ops, bytes, t, secs);
+static void build_g(struct rsp_reply *r, const void *regs)
+{
+	rsp_reply_regs(r, regs);
+}
+
+static void build_stop(struct rsp_reply *r, const void *regs)
+{
+	static const uint16_t want[] = { RSP_AMD64_RBP, RSP_AMD64_RSP,
+					 RSP_AMD64_RIP };
+	struct rsp_expedited ex[3];
+	uint8_t scratch[64];
+	struct rsp_stop s = {
+		.kind = RSP_STOP_SIGNAL, .code = 5, .has_thread = true,
+		.thread = { .tid = 1 }, .core = -1,
+		.reason = RSP_STOP_SWBREAK, .regs = ex,
+	};
+
+	s.nregs = rsp_regfile_expedite(regs, want, 3, ex, scratch,
+				       sizeof(scratch));
+	rsp_reply_stop(r, &s);
 }
 
 static void fill_regs(struct rsp_amd64_regfile *f)
@@ -209,103 +214,39 @@ static void fill_regs(struct rsp_amd64_regfile *f)
 	f->efer = 0xd01;
 }
 
-static void bench_g_reply(double secs, unsigned flags, const char *what)
-{
-	static uint8_t rbuf[2048];
-	struct rsp_amd64_regfile f;
-	struct rsp_reply r;
-	uint64_t ops = 0;
-	size_t bytes = 0;
-	double t0, t;
-
-	fill_regs(&f);
-	rsp_reply_init(&r, rbuf, sizeof(rbuf));
-	t0 = now();
-	do {
-		for (int i = 0; i < 64; i++) {
-			ssize_t n;
-
-			rsp_reply_reset(&r);
-			rsp_reply_regs(&r, &f);
-			n = rsp_reply_frame(&r, framed, sizeof(framed), flags);
-			if (n < 0)
-				abort();
-			bytes = (size_t)n;
-			ops++;
-		}
-		t = now() - t0;
-	} while (t < secs);
-	report(what, ops, bytes, t, secs);
-}
-
-static void bench_stop_reply(double secs)
-{
-	static const uint16_t want[] = { RSP_AMD64_RBP, RSP_AMD64_RSP,
-					 RSP_AMD64_RIP };
-	static uint8_t rbuf[512];
-	struct rsp_amd64_regfile f;
-	struct rsp_expedited regs[3];
-	uint8_t scratch[64];
-	struct rsp_reply r;
-	uint64_t ops = 0;
-	size_t bytes = 0;
-	double t0, t;
-
-	fill_regs(&f);
-	rsp_reply_init(&r, rbuf, sizeof(rbuf));
-	t0 = now();
-	do {
-		for (int i = 0; i < 64; i++) {
-			struct rsp_stop s = {
-				.kind = RSP_STOP_SIGNAL, .code = 5,
-				.has_thread = true, .thread = { .tid = 1 },
-				.core = -1, .reason = RSP_STOP_SWBREAK,
-				.regs = regs,
-			};
-			ssize_t n;
-
-			s.nregs = rsp_regfile_expedite(&f, want, 3, regs,
-						       scratch, sizeof(scratch));
-			rsp_reply_reset(&r);
-			rsp_reply_stop(&r, &s);
-			n = rsp_reply_frame(&r, framed, sizeof(framed), 0);
-			if (n < 0)
-				abort();
-			bytes = (size_t)n;
-			ops++;
-		}
-		t = now() - t0;
-	} while (t < secs);
-	report("encode T05 stop reply (3 regs)", ops, bytes, t, secs);
-}
-
 int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 0.5;
+	static uint8_t text[4096], random[4096];
 	struct rsp_amd64_regfile f;
 	struct rsp_reply r;
 
 	if (secs <= 0)
 		secs = 0.5;
+	/* Kernel text-like bytes: short zero runs, mostly varied; and bytes
+	 * spread over all 256 values, for the binary reply's escapes. */
+	for (size_t i = 0; i < sizeof(text); i++) {
+		text[i] = (uint8_t)(i % 64 < 8 ? 0 : (i * 131) >> 3);
+		random[i] = (uint8_t)((i * 2654435761u) >> 13);
+	}
+	fill_regs(&f);
 	printf("rsp_bench: %.2f s per case\n", secs);
 	bench_requests(secs);
-	for (size_t i = 0; i < 4096; i++)
-		payload[i] = (uint8_t)(i % 64 < 8 ? 0 : (i * 131) >> 3);
-	rsp_reply_init(&r, payload + 8192, 8192);
-	rsp_reply_hex(&r, payload, 4096);
-	bench_decode("decode m 4KiB reply (8 KiB hex)", payload + 8192, r.len,
-		     0, secs);
-	bench_decode("decode m 4KiB reply, RLE", payload + 8192, r.len,
-		     RSP_ENC_RLE, secs);
-	fill_regs(&f);
 	rsp_reply_init(&r, payload, sizeof(payload));
+	rsp_reply_hex(&r, text, sizeof(text));
+	bench_decode("decode m 4KiB reply (8 KiB hex)", payload, r.len, 0,
+		     secs);
+	bench_decode("decode m 4KiB reply, RLE", payload, r.len, RSP_ENC_RLE,
+		     secs);
+	rsp_reply_reset(&r);
 	rsp_reply_regs(&r, &f);
 	bench_decode("decode g reply", payload, r.len, RSP_ENC_RLE, secs);
-	bench_mem_reply(secs, 0, "encode m 4KiB reply");
-	bench_mem_reply(secs, RSP_ENC_RLE, "encode m 4KiB reply, RLE");
-	bench_bin_reply(secs);
-	bench_g_reply(secs, 0, "encode g reply (608 B regs)");
-	bench_g_reply(secs, RSP_ENC_RLE, "encode g reply, RLE");
-	bench_stop_reply(secs);
+	bench_reply("encode m 4KiB reply", build_m, text, 0, secs);
+	bench_reply("encode m 4KiB reply, RLE", build_m, text, RSP_ENC_RLE,
+		    secs);
+	bench_reply("encode x 4KiB reply (binary)", build_x, random, 0, secs);
+	bench_reply("encode g reply (608 B regs)", build_g, &f, 0, secs);
+	bench_reply("encode g reply, RLE", build_g, &f, RSP_ENC_RLE, secs);
+	bench_reply("encode T05 stop reply (3 regs)", build_stop, &f, 0, secs);
 	return 0;
 }
