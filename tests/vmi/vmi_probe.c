@@ -1,0 +1,1230 @@
+/*
+ * vmi-probe - drive the vmi layer against a real Xen domain from dom0 and
+ * print what happened, one JSON object per line, for the lab tests.
+ *
+ *   vmi-probe DOM info
+ *   vmi-probe DOM state
+ *   vmi-probe DOM regs VCPU
+ *   vmi-probe DOM regs-roundtrip VCPU
+ *   vmi-probe DOM set-reg VCPU NAME VALUE
+ *   vmi-probe DOM read-phys ADDR LEN | write-phys ADDR HEX
+ *   vmi-probe DOM read-virt VCPU ADDR LEN | write-virt VCPU ADDR HEX
+ *   vmi-probe DOM translate VCPU ADDR
+ *   vmi-probe DOM break ADDR COUNT [TIMEOUT]
+ *   vmi-probe DOM step VCPU N [ADDR]
+ *   vmi-probe DOM hwbreak ADDR COUNT [TIMEOUT]
+ *   vmi-probe DOM watch ADDR LEN w|rw COUNT [TIMEOUT]
+ *   vmi-probe DOM reinject-check SECONDS [ADDR...]
+ *   vmi-probe DOM snapshot VCPU ADDR LEN FILE | compare VCPU ADDR LEN FILE
+ *   vmi-probe DOM hold ADDR [HWADDR]      (for the SIGKILL test)
+ *   vmi-probe DOM monitor-check
+ *   vmi-probe DOM bench swbreak ADDR N | bench step VCPU N |
+ *                     bench mem GPA MIB
+ *
+ * DOM is a domain id or a name. ADDR are guest virtual addresses,
+ * translated with vCPU 0's CR3 unless a VCPU is given. SIGINT/SIGTERM end
+ * a command early through the session's own teardown.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "probe.h"
+#include "vmi.h"
+#include "vmi_xen.h"
+
+#define MAX_VCPUS 64
+#define MAX_RECORD 4096
+
+enum mode {
+	M_NONE, M_BREAK, M_STEP, M_HW, M_WATCH, M_REINJECT, M_HOLD,
+	M_BENCH_BP, M_BENCH_STEP,
+};
+
+struct probe {
+	struct vmi *v;
+	uint32_t domid;
+	const char *cmd;
+	enum mode mode;
+	uint64_t addr, gpa;
+	unsigned len, want, count;
+	int target;             /* vCPU being stepped, -1 until chosen */
+	enum vmi_hw_kind kind;
+	bool stepping_over[MAX_VCPUS];
+	bool done, timed_out, gone;
+	uint64_t rips[MAX_RECORD];
+	unsigned nrips;
+	unsigned events, foreign, reinjected;
+	int err;
+};
+
+#define HW_SLOT 3       /* the tiny guest uses DR0 itself */
+#define WATCH_SLOT 2
+
+static struct vmi *signal_session;
+
+static void
+on_signal(int signo)
+{
+	if (signal_session != NULL)
+		vmi_interrupt(signal_session, signo);
+}
+
+static int
+fail(struct probe *p, int err, const char *what)
+{
+	struct jline j;
+
+	j_begin(&j);
+	j_str(&j, "cmd", p->cmd);
+	j_str(&j, "error", strerror(-err));
+	j_int(&j, "errno", -err);
+	j_str(&j, "what", what);
+	j_end(&j);
+	return 1;
+}
+
+static uint64_t
+num(const char *s)
+{
+	return strtoull(s, NULL, 0);
+}
+
+/* ---- events ---------------------------------------------------------------- */
+
+static void
+hit_line(struct probe *p, const char *what, const struct vmi_event *ev)
+{
+	struct jline j;
+
+	j_begin(&j);
+	j_str(&j, "event", what);
+	j_int(&j, "n", p->count);
+	j_int(&j, "vcpu", ev->vcpu);
+	j_hex(&j, "rip", ev->regs.rip);
+	if (ev->kind == VMI_EVENT_DEBUG) {
+		j_str(&j, "cause", vmi_debug_cause_name(ev->u.debug.cause));
+		j_int(&j, "slot", ev->u.debug.slot);
+		j_hex(&j, "dr6", ev->u.debug.dr6);
+	}
+	if (p->mode == M_WATCH) {
+		struct vmi_as as;
+		uint8_t val[8] = { 0 };
+
+		if (vmi_event_as(ev, &as) == 0 && vmi_read_virt(p->v, &as,
+		    p->addr, val, p->len, 0, NULL, NULL) == 0)
+			j_bytes(&j, "value", val, p->len);
+	}
+	j_end(&j);
+}
+
+static void
+all_hw(struct probe *p, bool on)
+{
+	for (unsigned i = 0; i < vmi_nr_vcpus(p->v); i++) {
+		unsigned slot = p->mode == M_WATCH ? WATCH_SLOT : HW_SLOT;
+		int r = on ? vmi_hwbreak_set(p->v, i, slot, p->addr, p->kind,
+		    p->len) : vmi_hwbreak_clear(p->v, i, slot);
+
+		if (r != 0 && r != -ENOENT && p->err == 0)
+			p->err = r;
+	}
+}
+
+static void
+step(struct probe *p, const struct vmi_event *ev, struct vmi_response *rsp,
+    bool on)
+{
+	int r = vmi_response_step(p->v, ev, rsp, on);
+
+	if (r != 0 && p->err == 0)
+		p->err = r;
+}
+
+static int
+on_break(struct probe *p, const struct vmi_event *ev, struct vmi_response *rsp)
+{
+	uint8_t b;
+
+	if (ev->kind == VMI_EVENT_SWBREAK) {
+		hit_line(p, "break", ev);
+		p->count++;
+		if (vmi_patched_original(p->v, p->gpa, &b) != 0)
+			return VMI_RESUME;   /* removed meanwhile: re-execute */
+		vmi_unpatch(p->v, p->gpa);
+		if (p->count >= p->want) {
+			p->done = true;
+			return VMI_RESUME;
+		}
+		/* Step over the original instruction, then put the int3 back. */
+		p->stepping_over[ev->vcpu] = true;
+		step(p, ev, rsp, true);
+		return VMI_RESUME;
+	}
+	if (ev->kind == VMI_EVENT_DEBUG && p->stepping_over[ev->vcpu]) {
+		p->stepping_over[ev->vcpu] = false;
+		step(p, ev, rsp, false);
+		if (!p->done)
+			vmi_patch(p->v, p->gpa, "\xcc", 1);
+	}
+	return VMI_RESUME;
+}
+
+static int
+on_step(struct probe *p, const struct vmi_event *ev, struct vmi_response *rsp)
+{
+	if (ev->kind == VMI_EVENT_SWBREAK) {
+		/* The start: the first vCPU to reach ADDR is the one stepped. */
+		uint8_t b;
+
+		if (p->target < 0 &&
+		    vmi_patched_original(p->v, p->gpa, &b) == 0) {
+			vmi_unpatch(p->v, p->gpa);
+			p->target = (int)ev->vcpu;
+			p->rips[p->nrips++] = ev->regs.rip;
+			step(p, ev, rsp, true);
+		}
+		return VMI_RESUME;
+	}
+	if ((ev->kind == VMI_EVENT_DEBUG || ev->kind == VMI_EVENT_SINGLESTEP) &&
+	    (int)ev->vcpu == p->target) {
+		if (p->nrips < MAX_RECORD)
+			p->rips[p->nrips++] = ev->regs.rip;
+		p->count++;
+		if (p->count >= p->want || p->nrips >= MAX_RECORD) {
+			step(p, ev, rsp, false);
+			p->done = true;
+		} else {
+			step(p, ev, rsp, true);
+		}
+	}
+	return VMI_RESUME;
+}
+
+static int
+on_hw(struct probe *p, const struct vmi_event *ev, struct vmi_response *rsp)
+{
+	if (ev->kind != VMI_EVENT_DEBUG)
+		return VMI_RESUME;
+	if (ev->u.debug.cause == VMI_DEBUG_STEP && p->stepping_over[ev->vcpu]) {
+		p->stepping_over[ev->vcpu] = false;
+		step(p, ev, rsp, false);
+		if (!p->done)
+			vmi_hwbreak_set(p->v, ev->vcpu, HW_SLOT, p->addr,
+			    VMI_HW_EXEC, 1);
+		return VMI_RESUME;
+	}
+	if (ev->u.debug.cause != VMI_DEBUG_HWBREAK)
+		return VMI_RESUME;
+	hit_line(p, "hwbreak", ev);
+	p->count++;
+	if (p->count >= p->want) {
+		p->done = true;
+		all_hw(p, false);
+		return VMI_RESUME;
+	}
+	/* An execution breakpoint is a fault: disarm it on this vCPU, step
+	 * one instruction, re-arm (RF in the response does not suppress the
+	 * re-trigger under Xen, XEN-LAB.md). */
+	vmi_hwbreak_clear(p->v, ev->vcpu, HW_SLOT);
+	p->stepping_over[ev->vcpu] = true;
+	step(p, ev, rsp, true);
+	return VMI_RESUME;
+}
+
+static int
+on_watch(struct probe *p, const struct vmi_event *ev)
+{
+	if (ev->kind != VMI_EVENT_DEBUG || ev->u.debug.cause != VMI_DEBUG_WATCH)
+		return VMI_RESUME;
+	/* A data breakpoint is a trap: the write is done, RIP is past it. */
+	hit_line(p, "watch", ev);
+	p->count++;
+	if (p->count >= p->want) {
+		p->done = true;
+		all_hw(p, false);
+	}
+	return VMI_RESUME;
+}
+
+static int
+on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
+    struct vmi_response *rsp)
+{
+	struct probe *p = ctx;
+	int ours;
+
+	if (rsp == NULL) {
+		struct jline j;
+
+		j_begin(&j);
+		j_str(&j, "event", vmi_event_kind_name(ev->kind));
+		if (ev->kind == VMI_EVENT_DOMAIN_SHUTDOWN)
+			j_int(&j, "reason", ev->u.shutdown.reason);
+		j_end(&j);
+		p->gone = ev->kind == VMI_EVENT_DOMAIN_GONE;
+		p->done = true;
+		return 0;
+	}
+	p->events++;
+	ours = vmi_event_ours(v, ev);
+	if (ours <= 0 && p->mode != M_HOLD) {
+		p->foreign++;
+		if ((ev->kind == VMI_EVENT_SWBREAK || ev->kind == VMI_EVENT_DEBUG) &&
+		    vmi_has(v, VMI_CAP_REINJECT)) {
+			rsp->flags |= VMI_RSP_REINJECT;
+			p->reinjected++;
+		}
+		return VMI_RESUME;
+	}
+	switch (p->mode) {
+	case M_BREAK:
+		return on_break(p, ev, rsp);
+	case M_STEP:
+	case M_BENCH_STEP:
+		return on_step(p, ev, rsp);
+	case M_HW:
+		return on_hw(p, ev, rsp);
+	case M_WATCH:
+		return on_watch(p, ev);
+	case M_BENCH_BP:
+		if (ev->kind == VMI_EVENT_SWBREAK && ++p->count >= p->want) {
+			vmi_unpatch(v, p->gpa);
+			p->done = true;
+		}
+		return VMI_RESUME;
+	case M_HOLD:
+		if (ours <= 0) {
+			rsp->flags |= VMI_RSP_REINJECT;
+			return VMI_RESUME;
+		}
+		hit_line(p, "held", ev);
+		return VMI_HOLD;
+	case M_REINJECT:
+	case M_NONE:
+		break;
+	}
+	return VMI_RESUME;
+}
+
+static bool
+on_poll(void *ctx, struct vmi *v, int *result)
+{
+	struct probe *p = ctx;
+
+	*result = p->err;
+	return p->done;
+}
+
+static void
+on_interrupted(void *ctx, struct vmi *v, int signo)
+{
+	((struct probe *)ctx)->done = true;
+}
+
+/* Wait for events until the handler is done, the time is up, a signal
+ * came or the domain went away. */
+static int
+run(struct probe *p, double timeout)
+{
+	double end = probe_now() + timeout;
+	struct pollfd pfd = { .events = POLLIN };
+	int r;
+
+	pfd.fd = vmi_event_fd(p->v);
+	if (pfd.fd < 0)
+		return pfd.fd;
+	while (!p->done) {
+		if (probe_now() >= end) {
+			p->timed_out = true;
+			break;
+		}
+		r = poll(&pfd, 1, 100);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		r = r > 0 ? vmi_dispatch(p->v) : vmi_timeout(p->v);
+		if (r < 0 && r != -EPROTO && p->err == 0)
+			p->err = r;
+		if (vmi_finished(p->v, NULL) || p->gone)
+			break;
+	}
+	return p->err;
+}
+
+/* ---- commands --------------------------------------------------------------- */
+
+static int
+virt_to_phys(struct probe *p, unsigned vcpu, uint64_t va, uint64_t *gpa)
+{
+	struct vmi_as as;
+	struct vmi_xlate x;
+	int r = vmi_as_of_vcpu(p->v, vcpu, &as);
+
+	if (r == 0)
+		r = vmi_translate(p->v, &as, va, &x);
+	if (r == 0)
+		*gpa = x.gpa;
+	return r;
+}
+
+static int
+cmd_info(struct probe *p)
+{
+	struct vmi_info info;
+	struct jline j;
+	const char *why;
+	char caps[512];
+	size_t n = 0;
+	enum vmi_step_mech m = vmi_step_mechanism(p->v, &why);
+	int r = vmi_info(p->v, &info);
+
+	if (r != 0)
+		return fail(p, r, "vmi_info");
+	n += (size_t)snprintf(caps + n, sizeof(caps) - n, "{");
+	for (int c = 0; c < VMI_CAP_COUNT; c++)
+		n += (size_t)snprintf(caps + n, sizeof(caps) - n, "%s\"%s\": %s",
+		    c ? ", " : "", vmi_cap_name((enum vmi_cap)c),
+		    vmi_has(p->v, (enum vmi_cap)c) ? "true" : "false");
+	snprintf(caps + n, sizeof(caps) - n, "}");
+	j_begin(&j);
+	j_str(&j, "cmd", "info");
+	j_int(&j, "domid", info.domid);
+	j_str(&j, "driver", info.driver);
+	j_str(&j, "platform", info.platform);
+	j_int(&j, "nr_vcpus", info.nr_vcpus);
+	j_hex(&j, "max_gfn", info.max_gfn);
+	j_raw(&j, "caps", caps);
+	j_str(&j, "step", vmi_step_mech_name(m));
+	j_str(&j, "step_why", why);
+	j_str(&j, "why", info.why);
+	j_end(&j);
+	return 0;
+}
+
+static int
+cmd_state(struct probe *p)
+{
+	static const char *const names[] = {
+		"running", "paused", "shutdown", "gone"
+	};
+	struct jline j;
+	int r = vmi_timeout(p->v);
+
+	if (r != 0)
+		return fail(p, r, "state");
+	j_begin(&j);
+	j_str(&j, "cmd", "state");
+	j_str(&j, "state", names[vmi_domain_state(p->v)]);
+	j_end(&j);
+	return 0;
+}
+
+#define GREGS(X) X(rax) X(rbx) X(rcx) X(rdx) X(rsi) X(rdi) X(rbp) X(rsp) \
+	X(r8) X(r9) X(r10) X(r11) X(r12) X(r13) X(r14) X(r15) X(rip) X(rflags)
+
+static void
+regs_json(struct jline *j, const struct vmi_regs *r)
+{
+	static const char *const segs[VMI_SEG_COUNT] = {
+		"cs", "ss", "ds", "es", "fs", "gs", "tr", "ldtr"
+	};
+	char buf[160];
+
+#define OUT(n) j_hex(j, #n, r->g.n);
+	GREGS(OUT)
+#undef OUT
+	for (int i = 0; i < VMI_SEG_COUNT; i++) {
+		snprintf(buf, sizeof(buf), "{\"sel\": \"0x%x\", \"base\": \"0x%"
+		    PRIx64 "\", \"limit\": \"0x%x\", \"ar\": \"0x%x\"}",
+		    r->seg[i].sel, r->seg[i].base, r->seg[i].limit, r->seg[i].ar);
+		j_raw(j, segs[i], buf);
+	}
+	j_hex(j, "gdtr_base", r->gdtr_base);
+	j_hex(j, "gdtr_limit", r->gdtr_limit);
+	j_hex(j, "idtr_base", r->idtr_base);
+	j_hex(j, "idtr_limit", r->idtr_limit);
+	j_hex(j, "cr0", r->cr0);
+	j_hex(j, "cr2", r->cr2);
+	j_hex(j, "cr3", r->cr3);
+	j_hex(j, "cr4", r->cr4);
+	j_hex(j, "cr8", r->cr8);
+	j_hex(j, "efer", r->efer);
+	j_hex(j, "kernel_gs_base", r->kernel_gs_base);
+	j_hex(j, "lstar", r->lstar);
+	j_hex(j, "dr0", r->dr[0]);
+	j_hex(j, "dr1", r->dr[1]);
+	j_hex(j, "dr2", r->dr[2]);
+	j_hex(j, "dr3", r->dr[3]);
+	j_hex(j, "dr6", r->dr6);
+	j_hex(j, "dr7", r->dr7);
+	uint16_t fcw, fsw;
+	uint32_t mxcsr;
+	memcpy(&fcw, r->fxsave + VMI_FX_FCW, 2);
+	memcpy(&fsw, r->fxsave + VMI_FX_FSW, 2);
+	memcpy(&mxcsr, r->fxsave + VMI_FX_MXCSR, 4);
+	j_hex(j, "fcw", fcw);
+	j_hex(j, "fsw", fsw);
+	j_hex(j, "mxcsr", mxcsr);
+	j_bytes(j, "st0", r->fxsave + VMI_FX_ST(0), 10);
+	j_bytes(j, "xmm0", r->fxsave + VMI_FX_XMM(0), 16);
+	j_bytes(j, "fxsave", r->fxsave, VMI_FX_SIZE);
+}
+
+static int
+cmd_regs(struct probe *p, unsigned vcpu)
+{
+	struct vmi_regs r;
+	struct jline j;
+	int ret = vmi_get_regs(p->v, vcpu, &r);
+
+	if (ret != 0)
+		return fail(p, ret, "vmi_get_regs");
+	j_begin(&j);
+	j_str(&j, "cmd", "regs");
+	j_int(&j, "vcpu", vcpu);
+	regs_json(&j, &r);
+	j_end(&j);
+	return 0;
+}
+
+/* Read, write the same back, read again: a write that loses or changes
+ * anything (segments, FPU, DRs) shows as a difference. */
+static int
+cmd_regs_roundtrip(struct probe *p, unsigned vcpu)
+{
+	struct vmi_regs a, b;
+	struct jline j;
+	int r = vmi_pause(p->v);
+
+	if (r == 0)
+		r = vmi_get_regs(p->v, vcpu, &a);
+	if (r == 0)
+		r = vmi_set_regs(p->v, vcpu, &a);
+	if (r == 0)
+		r = vmi_get_regs(p->v, vcpu, &b);
+	vmi_unpause(p->v);
+	if (r != 0)
+		return fail(p, r, "regs-roundtrip");
+	j_begin(&j);
+	j_str(&j, "cmd", "regs-roundtrip");
+	j_bool(&j, "equal", memcmp(&a, &b, sizeof(a)) == 0);
+	j_bool(&j, "gregs_equal", memcmp(&a.g, &b.g, sizeof(a.g)) == 0);
+	j_bool(&j, "fpu_equal", memcmp(a.fxsave, b.fxsave, sizeof(a.fxsave)) == 0);
+	j_end(&j);
+	return 0;
+}
+
+static uint64_t *
+reg_field(struct vmi_regs *r, const char *name)
+{
+#define FIELD(n) if (strcmp(name, #n) == 0) return &r->g.n;
+	GREGS(FIELD)
+#undef FIELD
+	if (strcmp(name, "dr7") == 0)
+		return &r->dr7;
+	for (int i = 0; i < 4; i++) {
+		char n[4] = { 'd', 'r', (char)('0' + i), 0 };
+
+		if (strcmp(name, n) == 0)
+			return &r->dr[i];
+	}
+	if (strcmp(name, "cr8") == 0)
+		return &r->cr8;
+	return NULL;
+}
+
+static int
+cmd_set_reg(struct probe *p, unsigned vcpu, const char *name, uint64_t val)
+{
+	struct vmi_regs r;
+	uint64_t *f;
+	struct jline j;
+	int ret = vmi_pause(p->v);
+
+	if (ret == 0)
+		ret = vmi_get_regs(p->v, vcpu, &r);
+	f = reg_field(&r, name);
+	if (ret == 0 && f == NULL)
+		ret = -EINVAL;
+	if (ret == 0) {
+		*f = val;
+		ret = vmi_set_regs(p->v, vcpu, &r);
+	}
+	if (ret == 0)
+		ret = vmi_get_regs(p->v, vcpu, &r);
+	vmi_unpause(p->v);
+	if (ret != 0)
+		return fail(p, ret, "set-reg");
+	j_begin(&j);
+	j_str(&j, "cmd", "set-reg");
+	j_str(&j, "name", name);
+	j_hex(&j, "value", *reg_field(&r, name));
+	j_end(&j);
+	return 0;
+}
+
+static void
+xlate_fail_json(struct jline *j, const struct vmi_xlate *x)
+{
+	j_str(j, "fail", vmi_xlate_errstr(x->err));
+	j_str(j, "fail_level", vmi_xlate_levelstr(x->level));
+	j_hex_array(j, "entries", x->entries, x->nentries);
+}
+
+static int
+cmd_read(struct probe *p, bool virt, unsigned vcpu, uint64_t addr, size_t len)
+{
+	struct vmi_xlate x = { 0 };
+	struct vmi_as as;
+	struct jline j;
+	size_t done = 0;
+	uint8_t *buf = calloc(1, len ? len : 1);
+	int r = 0;
+
+	if (buf == NULL)
+		return fail(p, -ENOMEM, "calloc");
+	if (virt)
+		r = vmi_as_of_vcpu(p->v, vcpu, &as);
+	if (r == 0)
+		r = virt ? vmi_read_virt(p->v, &as, addr, buf, len, 0, &done, &x) :
+		    vmi_read_phys(p->v, addr, buf, len, 0, &done);
+	j_begin(&j);
+	j_str(&j, "cmd", p->cmd);
+	j_hex(&j, "addr", addr);
+	j_int(&j, "len", (long long)len);
+	j_int(&j, "done", (long long)done);
+	j_bytes(&j, "hex", buf, done);
+	if (r != 0) {
+		j_str(&j, "error", strerror(-r));
+		if (r == -EFAULT && virt && x.err != VMI_XLATE_OK)
+			xlate_fail_json(&j, &x);
+	}
+	j_end(&j);
+	free(buf);
+	return r == 0 ? 0 : 1;
+}
+
+static int
+unhex(const char *s, uint8_t *out, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n % 2 != 0 || n / 2 > max)
+		return -EINVAL;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned v;
+
+		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -EINVAL;
+		out[i] = (uint8_t)v;
+	}
+	return (int)(n / 2);
+}
+
+static int
+cmd_write(struct probe *p, bool virt, unsigned vcpu, uint64_t addr,
+    const char *hex)
+{
+	uint8_t buf[4096];
+	struct vmi_xlate x = { 0 };
+	struct vmi_as as;
+	struct jline j;
+	size_t done = 0;
+	int n = unhex(hex, buf, sizeof(buf)), r = 0;
+
+	if (n < 0)
+		return fail(p, n, "hex");
+	if (virt)
+		r = vmi_as_of_vcpu(p->v, vcpu, &as);
+	if (r == 0)
+		r = virt ? vmi_write_virt(p->v, &as, addr, buf, (size_t)n, &done, &x) :
+		    vmi_write_phys(p->v, addr, buf, (size_t)n, &done);
+	j_begin(&j);
+	j_str(&j, "cmd", p->cmd);
+	j_hex(&j, "addr", addr);
+	j_int(&j, "done", (long long)done);
+	if (r != 0)
+		j_str(&j, "error", strerror(-r));
+	j_end(&j);
+	return r == 0 ? 0 : 1;
+}
+
+static int
+cmd_translate(struct probe *p, unsigned vcpu, uint64_t va)
+{
+	struct vmi_xlate x;
+	struct vmi_as as;
+	struct jline j;
+	int r = vmi_as_of_vcpu(p->v, vcpu, &as);
+
+	if (r != 0)
+		return fail(p, r, "address space");
+	r = vmi_translate(p->v, &as, va, &x);
+	j_begin(&j);
+	j_str(&j, "cmd", "translate");
+	j_hex(&j, "va", va);
+	j_hex(&j, "cr3", as.cr3);
+	j_int(&j, "levels", as.levels);
+	if (r == 0) {
+		j_hex(&j, "gpa", x.gpa);
+		j_hex(&j, "page_size", x.page_size);
+		j_str(&j, "leaf", vmi_xlate_levelstr(x.level));
+		j_bool(&j, "writable", x.writable);
+		j_bool(&j, "user", x.user);
+		j_bool(&j, "nx", x.nx);
+		j_hex_array(&j, "entries", x.entries, x.nentries);
+	} else {
+		j_str(&j, "error", strerror(-r));
+		if (r == -EFAULT)
+			xlate_fail_json(&j, &x);
+	}
+	j_end(&j);
+	return r == 0 ? 0 : 1;
+}
+
+static void
+summary(struct probe *p, double secs)
+{
+	struct jline j;
+
+	j_begin(&j);
+	j_str(&j, "cmd", p->cmd);
+	j_int(&j, "count", p->count);
+	j_int(&j, "events", p->events);
+	j_int(&j, "foreign", p->foreign);
+	j_int(&j, "reinjected", p->reinjected);
+	j_bool(&j, "timed_out", p->timed_out);
+	j_bool(&j, "domain_gone", p->gone);
+	j_num(&j, "seconds", secs);
+	if (p->mode == M_STEP) {
+		j_int(&j, "vcpu", p->target);
+		j_hex_array(&j, "rips", p->rips, p->nrips);
+	}
+	if (p->err != 0)
+		j_str(&j, "error", strerror(-p->err));
+	j_end(&j);
+}
+
+static int
+cmd_break(struct probe *p, uint64_t va, unsigned count, double timeout)
+{
+	double t0;
+	int r;
+
+	p->mode = M_BREAK;
+	p->addr = va;
+	p->want = count;
+	r = virt_to_phys(p, 0, va, &p->gpa);
+	if (r == 0)
+		r = vmi_monitor(p->v, VMI_MON_SWBREAK, true);
+	if (r == 0)
+		r = vmi_patch(p->v, p->gpa, "\xcc", 1);
+	if (r != 0)
+		return fail(p, r, "arm breakpoint");
+	t0 = probe_now();
+	run(p, timeout);
+	summary(p, probe_now() - t0);
+	return p->err == 0 && !p->timed_out ? 0 : 1;
+}
+
+static int
+cmd_step(struct probe *p, unsigned vcpu, unsigned n, int have_addr,
+    uint64_t va, double timeout)
+{
+	double t0;
+	int r = 0;
+
+	p->mode = M_STEP;
+	p->want = n;
+	if (have_addr) {
+		p->target = -1;
+		r = virt_to_phys(p, vcpu, va, &p->gpa);
+		if (r == 0)
+			r = vmi_monitor(p->v, VMI_MON_SWBREAK, true);
+		if (r == 0)
+			r = vmi_patch(p->v, p->gpa, "\xcc", 1);
+	} else {
+		struct vmi_regs regs;
+
+		p->target = (int)vcpu;
+		r = vmi_pause(p->v);
+		if (r == 0)
+			r = vmi_get_regs(p->v, vcpu, &regs);
+		if (r == 0) {
+			p->rips[p->nrips++] = regs.g.rip;
+			r = vmi_step_arm(p->v, vcpu, true);
+		}
+		vmi_unpause(p->v);
+	}
+	if (r != 0)
+		return fail(p, r, "arm step");
+	t0 = probe_now();
+	run(p, timeout);
+	summary(p, probe_now() - t0);
+	return p->err == 0 && !p->timed_out ? 0 : 1;
+}
+
+static int
+cmd_hw(struct probe *p, enum mode m, uint64_t va, unsigned len,
+    enum vmi_hw_kind kind, unsigned count, double timeout)
+{
+	double t0;
+	int r;
+
+	p->mode = m;
+	p->addr = va;
+	p->len = len;
+	p->kind = kind;
+	p->want = count;
+	r = vmi_pause(p->v);
+	if (r == 0) {
+		all_hw(p, true);
+		r = p->err;
+		vmi_unpause(p->v);
+	}
+	if (r != 0)
+		return fail(p, r, "arm debug registers");
+	t0 = probe_now();
+	run(p, timeout);
+	summary(p, probe_now() - t0);
+	return p->err == 0 && !p->timed_out ? 0 : 1;
+}
+
+static int
+read_u64s(struct probe *p, char **addrs, int n, uint64_t *out)
+{
+	struct vmi_as as;
+	int r = vmi_as_of_vcpu(p->v, 0, &as);
+
+	for (int i = 0; i < n && r == 0; i++)
+		r = vmi_read_virt(p->v, &as, num(addrs[i]), &out[i], 8, 0, NULL,
+		    NULL);
+	return r;
+}
+
+/* Attach with int3 and #DB monitoring on and touch nothing: every event
+ * is the guest's own and must reach the guest's handlers. */
+static int
+cmd_reinject_check(struct probe *p, double secs, char **addrs, int n)
+{
+	uint64_t before[16] = { 0 }, after[16] = { 0 };
+	struct jline j;
+	int r;
+
+	if (n > 16)
+		n = 16;
+	p->mode = M_REINJECT;
+	r = read_u64s(p, addrs, n, before);
+	if (r == 0)
+		r = vmi_monitor(p->v, VMI_MON_SWBREAK, true);
+	if (r == 0)
+		r = vmi_monitor(p->v, VMI_MON_DEBUG, true);
+	if (r != 0)
+		return fail(p, r, "monitor");
+	run(p, secs);
+	r = read_u64s(p, addrs, n, after);
+	j_begin(&j);
+	j_str(&j, "cmd", "reinject-check");
+	j_int(&j, "events", p->events);
+	j_int(&j, "foreign", p->foreign);
+	j_int(&j, "reinjected", p->reinjected);
+	j_hex_array(&j, "before", before, (size_t)n);
+	j_hex_array(&j, "after", after, (size_t)n);
+	if (r != 0 || p->err != 0)
+		j_str(&j, "error", strerror(-(r ? r : p->err)));
+	j_end(&j);
+	return r == 0 && p->err == 0 ? 0 : 1;
+}
+
+static int
+cmd_snapshot(struct probe *p, bool compare, unsigned vcpu, uint64_t va,
+    size_t len, const char *file)
+{
+	uint8_t *now = malloc(len), *then = malloc(len);
+	struct vmi_as as;
+	struct jline j;
+	size_t done = 0, diffs = 0, first = 0;
+	FILE *f;
+	int r;
+
+	if (now == NULL || then == NULL)
+		return fail(p, -ENOMEM, "malloc");
+	r = vmi_pause(p->v);
+	if (r == 0)
+		r = vmi_as_of_vcpu(p->v, vcpu, &as);
+	if (r == 0)
+		r = vmi_read_virt(p->v, &as, va, now, len, 0, &done, NULL);
+	vmi_unpause(p->v);
+	if (r != 0)
+		return fail(p, r, "read");
+	f = fopen(file, compare ? "rb" : "wb");
+	if (f == NULL)
+		return fail(p, -errno, file);
+	if (compare) {
+		if (fread(then, 1, len, f) != len)
+			r = -EIO;
+		for (size_t i = 0; r == 0 && i < len; i++)
+			if (now[i] != then[i] && diffs++ == 0)
+				first = i;
+	} else if (fwrite(now, 1, len, f) != len) {
+		r = -EIO;
+	}
+	fclose(f);
+	if (r != 0)
+		return fail(p, r, file);
+	j_begin(&j);
+	j_str(&j, "cmd", p->cmd);
+	j_hex(&j, "addr", va);
+	j_int(&j, "len", (long long)len);
+	if (compare) {
+		j_bool(&j, "equal", diffs == 0);
+		j_int(&j, "diffs", (long long)diffs);
+		if (diffs)
+			j_hex(&j, "first_diff", va + first);
+	}
+	j_end(&j);
+	free(now);
+	free(then);
+	return 0;
+}
+
+/* Arm everything and hold every vCPU that hits, until killed. */
+static int
+cmd_hold(struct probe *p, uint64_t va, int have_hw, uint64_t hwva)
+{
+	struct jline j;
+	int r;
+
+	p->mode = M_HOLD;
+	r = virt_to_phys(p, 0, va, &p->gpa);
+	if (r == 0)
+		r = vmi_monitor(p->v, VMI_MON_SWBREAK, true);
+	if (r == 0)
+		r = vmi_monitor(p->v, VMI_MON_DEBUG, true);
+	if (r == 0)
+		r = vmi_patch(p->v, p->gpa, "\xcc", 1);
+	if (r == 0 && have_hw)
+		r = vmi_hwbreak_set(p->v, 0, HW_SLOT, hwva, VMI_HW_EXEC, 1);
+	if (r != 0)
+		return fail(p, r, "arm");
+	j_begin(&j);
+	j_str(&j, "cmd", "hold");
+	j_bool(&j, "ready", true);
+	j_hex(&j, "gpa", p->gpa);
+	j_int(&j, "pid", getpid());
+	j_end(&j);
+	run(p, 1e9);
+	summary(p, 0);
+	return 0;
+}
+
+static int
+cmd_monitor_check(struct probe *p)
+{
+	struct jline j;
+	int r = vmi_monitor(p->v, VMI_MON_SWBREAK, true);
+
+	j_begin(&j);
+	j_str(&j, "cmd", "monitor-check");
+	j_bool(&j, "ok", r == 0);
+	if (r != 0) {
+		j_str(&j, "error", strerror(-r));
+		j_int(&j, "errno", -r);
+	}
+	j_end(&j);
+	return 0;
+}
+
+/* ---- benchmarks ------------------------------------------------------------ */
+
+static int open_session(struct probe *p, const struct vmi_config *cfg);
+
+static void
+bench_line(const char *what, const char *impl, unsigned n, double secs,
+    int err)
+{
+	struct jline j;
+
+	j_begin(&j);
+	j_str(&j, "bench", what);
+	j_str(&j, "impl", impl);
+	j_int(&j, "n", n);
+	j_num(&j, "seconds", secs);
+	if (n > 0 && secs > 0) {
+		j_num(&j, "us_per_op", secs * 1e6 / n);
+		j_num(&j, "per_second", n / secs);
+	}
+	if (err != 0)
+		j_str(&j, "error", strerror(-err));
+	j_end(&j);
+}
+
+static int
+bench_swbreak(struct probe *p, uint64_t va, unsigned n)
+{
+	double t0, secs;
+	uint64_t gpa;
+	int r;
+
+	p->mode = M_BENCH_BP;
+	p->want = n;
+	r = virt_to_phys(p, 0, va, &gpa);
+	p->gpa = gpa;
+	if (r == 0)
+		r = vmi_monitor(p->v, VMI_MON_SWBREAK, true);
+	if (r == 0)
+		r = vmi_patch(p->v, gpa, "\xcc", 1);
+	if (r != 0)
+		return fail(p, r, "arm");
+	t0 = probe_now();
+	run(p, 600);
+	secs = probe_now() - t0;
+	bench_line("swbreak", "vmi", p->count, secs, p->err);
+	vmi_close(p->v);
+	p->v = NULL;
+	r = direct_swbreak(p->domid, va, gpa, n, &secs);
+	bench_line("swbreak", "direct", r == 0 ? n : 0, secs, r);
+	return 0;
+}
+
+static int
+bench_step(struct probe *p, unsigned vcpu, unsigned n)
+{
+	double t0, secs;
+	int r;
+
+	p->mode = M_BENCH_STEP;
+	p->want = n;
+	p->target = (int)vcpu;
+	r = vmi_pause(p->v);
+	if (r == 0)
+		r = vmi_step_arm(p->v, vcpu, true);
+	vmi_unpause(p->v);
+	if (r != 0)
+		return fail(p, r, "arm step");
+	t0 = probe_now();
+	run(p, 600);
+	secs = probe_now() - t0;
+	bench_line("step", "vmi", p->count, secs, p->err);
+	vmi_close(p->v);
+	p->v = NULL;
+	r = direct_step(p->domid, vcpu, n, &secs);
+	bench_line("step", "direct", r == 0 ? n : 0, secs, r);
+	return 0;
+}
+
+static int
+bench_mem(struct probe *p, uint64_t gpa, unsigned mib)
+{
+	size_t len = (size_t)mib << 20;
+	uint8_t *buf = malloc(len);
+	struct vmi_cache_stats st;
+	struct vmi_config cfg = { .cache_chunk_frames = 64,
+	    .cache_max_chunks = (unsigned)(len / (64 * 4096)) + 16 };
+	double t0, secs;
+	size_t done;
+	int r;
+
+	if (buf == NULL)
+		return fail(p, -ENOMEM, "malloc");
+	/* A fresh session with a cache big enough to hold the range. */
+	vmi_close(p->v);
+	p->v = NULL;
+	r = open_session(p, &cfg);
+	if (r != 0)
+		return fail(p, r, "open");
+	for (int pass = 0; pass < 2; pass++) {
+		t0 = probe_now();
+		r = vmi_read_phys(p->v, gpa, buf, len, 0, &done);
+		secs = probe_now() - t0;
+		vmi_cache_stats(p->v, &st);
+		struct jline j;
+		j_begin(&j);
+		j_str(&j, "bench", "mem");
+		j_str(&j, "impl", pass ? "vmi-warm" : "vmi-cold");
+		j_int(&j, "bytes", (long long)done);
+		j_num(&j, "seconds", secs);
+		j_num(&j, "mb_per_s", secs > 0 ? done / secs / 1e6 : 0);
+		j_int(&j, "map_calls", (long long)st.map_calls);
+		if (r != 0)
+			j_str(&j, "error", strerror(-r));
+		j_end(&j);
+	}
+	r = direct_mem(p->domid, gpa, len, &secs);
+	struct jline j;
+	j_begin(&j);
+	j_str(&j, "bench", "mem");
+	j_str(&j, "impl", "direct");
+	j_int(&j, "bytes", (long long)len);
+	j_num(&j, "seconds", secs);
+	j_num(&j, "mb_per_s", secs > 0 ? len / secs / 1e6 : 0);
+	if (r != 0)
+		j_str(&j, "error", strerror(-r));
+	j_end(&j);
+	free(buf);
+	return 0;
+}
+
+/* ---- main ------------------------------------------------------------------ */
+
+static int
+open_session(struct probe *p, const struct vmi_config *cfg)
+{
+	struct vmi_driver *drv;
+	struct vmi_handler h = { .ctx = p, .handle_event = on_event,
+	    .handle_interrupted = on_interrupted, .poll = on_poll };
+	int r = vmi_xen_open(p->domid, &drv);
+
+	if (r == 0)
+		r = vmi_open(&p->v, drv, cfg);
+	if (r != 0)
+		return r;
+	vmi_set_handler(p->v, &h);
+	signal_session = p->v;
+	return 0;
+}
+
+static int
+usage(void)
+{
+	fprintf(stderr, "usage: vmi-probe DOMID|NAME COMMAND [ARGS...]\n"
+	    "see the head of tests/vmi/vmi_probe.c for the commands\n");
+	return 2;
+}
+
+static int
+dispatch(struct probe *p, int argc, char **argv)
+{
+	const char *c = p->cmd;
+
+#define NEED(n) do { if (argc < (n)) return usage(); } while (0)
+	if (strcmp(c, "info") == 0)
+		return cmd_info(p);
+	if (strcmp(c, "state") == 0)
+		return cmd_state(p);
+	if (strcmp(c, "regs") == 0) {
+		NEED(1);
+		return cmd_regs(p, (unsigned)num(argv[0]));
+	}
+	if (strcmp(c, "regs-roundtrip") == 0) {
+		NEED(1);
+		return cmd_regs_roundtrip(p, (unsigned)num(argv[0]));
+	}
+	if (strcmp(c, "set-reg") == 0) {
+		NEED(3);
+		return cmd_set_reg(p, (unsigned)num(argv[0]), argv[1], num(argv[2]));
+	}
+	if (strcmp(c, "read-phys") == 0) {
+		NEED(2);
+		return cmd_read(p, false, 0, num(argv[0]), num(argv[1]));
+	}
+	if (strcmp(c, "read-virt") == 0) {
+		NEED(3);
+		return cmd_read(p, true, (unsigned)num(argv[0]), num(argv[1]),
+		    num(argv[2]));
+	}
+	if (strcmp(c, "write-phys") == 0) {
+		NEED(2);
+		return cmd_write(p, false, 0, num(argv[0]), argv[1]);
+	}
+	if (strcmp(c, "write-virt") == 0) {
+		NEED(3);
+		return cmd_write(p, true, (unsigned)num(argv[0]), num(argv[1]),
+		    argv[2]);
+	}
+	if (strcmp(c, "translate") == 0) {
+		NEED(2);
+		return cmd_translate(p, (unsigned)num(argv[0]), num(argv[1]));
+	}
+	if (strcmp(c, "break") == 0) {
+		NEED(2);
+		return cmd_break(p, num(argv[0]), (unsigned)num(argv[1]),
+		    argc > 2 ? atof(argv[2]) : 60);
+	}
+	if (strcmp(c, "step") == 0) {
+		NEED(2);
+		return cmd_step(p, (unsigned)num(argv[0]), (unsigned)num(argv[1]),
+		    argc > 2, argc > 2 ? num(argv[2]) : 0, 120);
+	}
+	if (strcmp(c, "hwbreak") == 0) {
+		NEED(2);
+		return cmd_hw(p, M_HW, num(argv[0]), 1, VMI_HW_EXEC,
+		    (unsigned)num(argv[1]), argc > 2 ? atof(argv[2]) : 60);
+	}
+	if (strcmp(c, "watch") == 0) {
+		NEED(4);
+		return cmd_hw(p, M_WATCH, num(argv[0]), (unsigned)num(argv[1]),
+		    strcmp(argv[2], "rw") == 0 ? VMI_HW_RW : VMI_HW_WRITE,
+		    (unsigned)num(argv[3]), argc > 4 ? atof(argv[4]) : 60);
+	}
+	if (strcmp(c, "reinject-check") == 0) {
+		NEED(1);
+		return cmd_reinject_check(p, atof(argv[0]), argv + 1, argc - 1);
+	}
+	if (strcmp(c, "snapshot") == 0 || strcmp(c, "compare") == 0) {
+		NEED(4);
+		return cmd_snapshot(p, c[0] == 'c', (unsigned)num(argv[0]),
+		    num(argv[1]), num(argv[2]), argv[3]);
+	}
+	if (strcmp(c, "hold") == 0) {
+		NEED(1);
+		return cmd_hold(p, num(argv[0]), argc > 1, argc > 1 ? num(argv[1]) : 0);
+	}
+	if (strcmp(c, "monitor-check") == 0)
+		return cmd_monitor_check(p);
+	if (strcmp(c, "bench") == 0) {
+		NEED(3);
+		if (strcmp(argv[0], "swbreak") == 0)
+			return bench_swbreak(p, num(argv[1]), (unsigned)num(argv[2]));
+		if (strcmp(argv[0], "step") == 0)
+			return bench_step(p, (unsigned)num(argv[1]),
+			    (unsigned)num(argv[2]));
+		if (strcmp(argv[0], "mem") == 0)
+			return bench_mem(p, num(argv[1]), (unsigned)num(argv[2]));
+	}
+#undef NEED
+	return usage();
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct probe p;
+	struct sigaction sa = { .sa_handler = on_signal };
+	char *end;
+	int r;
+
+	if (argc < 3)
+		return usage();
+	p.cmd = argv[2];
+	p.target = -1;
+	p.domid = (uint32_t)strtoul(argv[1], &end, 0);
+	if (*end != '\0') {
+		r = vmi_xen_domid_by_name(argv[1], &p.domid);
+		if (r != 0)
+			return fail(&p, r, "domain name");
+	}
+	/* No SA_RESTART: poll() returns and the loop sees the request. */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	r = open_session(&p, NULL);
+	if (r != 0)
+		return fail(&p, r, "open");
+	r = dispatch(&p, argc - 3, argv + 3);
+	signal_session = NULL;
+	if (p.v != NULL) {
+		int t = vmi_teardown(p.v);
+
+		if (t != 0)
+			fail(&p, t, "teardown");
+		vmi_close(p.v);
+	}
+	return r;
+}
