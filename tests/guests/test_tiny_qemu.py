@@ -326,3 +326,34 @@ def test_xen_abi_matches_public_headers():
     src = pathlib.Path(__file__).parent / "tiny" / "xen_abi_check.c"
     subprocess.run(["gcc", "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
                     "-I", str(src.parent), str(src)], check=True)
+
+
+def test_gdb_backtrace_through_exceptions_and_next(tiny, tmp_path):
+    """The exception stubs' CFI lets gdb unwind from a handler into the
+    interrupted function; tiny_entry64 ends every backtrace cleanly."""
+    port = _free_port()
+    with qemu(tiny, tmp_path, gdb_port=port) as (log, proc):
+        _wait_for(log, proc, lambda lg: [line for line in _lines(lg) if line.startswith("tiny: layout")])
+        cmds = ["break tiny_trap"]
+        for _ in range(3):
+            cmds += ["continue", 'printf "vector %lu\\n", f->vector', "bt", "echo @@\\n"]
+        cmds += ["delete", "break tiny_long_line", "continue", "echo @next\\n", "next",
+                 "echo @after\\n", "info line *$pc", "delete", "detach"]
+        out = _gdb(tiny, port, cmds)
+    assert not _fatal(log), _fatal(log)
+    chunks = out.split("@@")[:3]
+    seen = {}
+    for chunk in chunks:
+        vec = _val(chunk, "vector")
+        assert "<signal handler called>" in chunk, chunk
+        assert "tiny_iteration ()" in chunk and "tiny_entry64 ()" in chunk, chunk
+        assert "?? ()" not in chunk, chunk
+        interrupted = {3: "tiny_self_int3", 1: "tiny_hw_target", 14: "tiny_pf_cycle"}[vec]
+        assert interrupted in chunk, chunk
+        seen[vec] = True
+    assert set(seen) == {1, 3, 14}, out
+    # One `next` runs the whole 1000-iteration line: gdb ends up past it,
+    # back in the caller or on the closing line, not still on line 94.
+    stepped = out.split("@next", 1)[1].split("@after", 1)[0]
+    assert stepped.strip() and "tiny_long_sink += i" not in stepped, out
+    assert re.search(r'Line \d+ of ".*main\.c"', out.split("@after", 1)[1]), out

@@ -118,12 +118,15 @@ tiny_entry64_low:
 	.globl tiny_entry64
 	.type tiny_entry64, @function
 tiny_entry64:
+	.cfi_startproc
+	.cfi_undefined %rip
 	movabsq $tiny_stack0_top, %rsp
 	call tiny_gdt_load
 	xorl %ebp, %ebp
 	movl tiny_boot_ebx(%rip), %edi
 	call tiny_main
 	jmp tiny_halt
+	.cfi_endproc
 	.size tiny_entry64, . - tiny_entry64
 
 /*
@@ -155,10 +158,13 @@ tiny_gdt_load:
 	.globl tiny_vcpu1_entry
 	.type tiny_vcpu1_entry, @function
 tiny_vcpu1_entry:
+	.cfi_startproc
+	.cfi_undefined %rip
 	call tiny_gdt_load
 	xorl %ebp, %ebp
 	call tiny_vcpu1_main
 	jmp tiny_halt
+	.cfi_endproc
 	.size tiny_vcpu1_entry, . - tiny_vcpu1_entry
 
 /*
@@ -167,15 +173,32 @@ tiny_vcpu1_entry:
  * aligns RSP to 16 before pushing SS..RIP (5 slots); with the error code,
  * vector and 15 registers the call happens 16-byte aligned, as the ABI
  * wants.
+ *
+ * The CFI describes the exception frame as a signal frame, so gdb's
+ * backtrace from a handler continues into the interrupted code: the CFA is
+ * the address just above the CPU-pushed SS slot; the interrupted RIP is at
+ * CFA-40, its RSP at CFA-16.
  */
 .macro TINY_ISR vec, has_err
 	.type tiny_isr_\vec, @function
 tiny_isr_\vec:
+	.cfi_startproc simple
+	.cfi_signal_frame
+	.if \has_err == 0
+	.cfi_def_cfa %rsp, 40
+	.else
+	.cfi_def_cfa %rsp, 48
+	.endif
+	.cfi_offset %rip, -40
+	.cfi_offset %rsp, -16
 	.if \has_err == 0
 	pushq $0
+	.cfi_adjust_cfa_offset 8
 	.endif
 	pushq $\vec
+	.cfi_adjust_cfa_offset 8
 	jmp tiny_isr_common
+	.cfi_endproc
 	.size tiny_isr_\vec, . - tiny_isr_\vec
 .endm
 
@@ -186,23 +209,35 @@ tiny_isr_\vec:
 	TINY_ISR \v, 1
 	.endr
 
+/* Push one register and say where it went (CFA-relative, for gdb). */
+.macro TINY_SAVE reg, off
+	pushq %\reg
+	.cfi_adjust_cfa_offset 8
+	.cfi_offset %\reg, \off
+.endm
+
 	.type tiny_isr_common, @function
 tiny_isr_common:
-	pushq %rax
-	pushq %rbx
-	pushq %rcx
-	pushq %rdx
-	pushq %rsi
-	pushq %rdi
-	pushq %rbp
-	pushq %r8
-	pushq %r9
-	pushq %r10
-	pushq %r11
-	pushq %r12
-	pushq %r13
-	pushq %r14
-	pushq %r15
+	.cfi_startproc simple
+	.cfi_signal_frame
+	.cfi_def_cfa %rsp, 56
+	.cfi_offset %rip, -40
+	.cfi_offset %rsp, -16
+	TINY_SAVE rax, -64
+	TINY_SAVE rbx, -72
+	TINY_SAVE rcx, -80
+	TINY_SAVE rdx, -88
+	TINY_SAVE rsi, -96
+	TINY_SAVE rdi, -104
+	TINY_SAVE rbp, -112
+	TINY_SAVE r8, -120
+	TINY_SAVE r9, -128
+	TINY_SAVE r10, -136
+	TINY_SAVE r11, -144
+	TINY_SAVE r12, -152
+	TINY_SAVE r13, -160
+	TINY_SAVE r14, -168
+	TINY_SAVE r15, -176
 	movq %rsp, %rdi
 	cld
 	call tiny_trap
@@ -223,6 +258,7 @@ tiny_isr_common:
 	popq %rax
 	addq $16, %rsp
 	iretq
+	.cfi_endproc
 	.size tiny_isr_common, . - tiny_isr_common
 
 /*
