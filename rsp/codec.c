@@ -292,19 +292,13 @@ enum rsp_event rsp_decoder_feed(struct rsp_decoder *d, const uint8_t *in,
 				unescape(d, d->last_raw, (size_t)(c - RLE_BIAS));
 			break;
 		case ST_CSUM1:
-			v = rsp_hex_digit(c);
-			if (v < 0)
-				d->bad_digit = true;
-			else
-				d->rx_sum = (uint8_t)(v << 4);
-			d->state = ST_CSUM2;
-			break;
 		case ST_CSUM2:
 			v = rsp_hex_digit(c);
 			if (v < 0)
 				d->bad_digit = true;
-			else
-				d->rx_sum |= (uint8_t)v;
+			d->rx_sum = (uint8_t)(d->rx_sum << 4 | (v & 0xf));
+			if (d->state++ == ST_CSUM1)
+				break;
 			finish(d, out);
 			goto done;
 		}

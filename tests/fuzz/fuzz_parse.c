@@ -18,6 +18,19 @@ static void inside(const uint8_t *p, size_t n, const uint8_t *data,
 		abort();
 }
 
+/* The parser promised h is 2 * len hex digits inside the packet: check
+ * both by decoding it. */
+static void hex_ok(const struct rsp_hex *h, const uint8_t *data, size_t size)
+{
+	static uint8_t out[4096];
+
+	inside(h->hex, 2 * h->len, data, size);
+	if (h->len <= sizeof(out) &&
+	    rsp_hex_decode(out, sizeof(out), h->hex, 2 * h->len) !=
+		    (ssize_t)h->len)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char xml[16384];
@@ -37,13 +50,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	switch (cmd.kind) {
 	case RSP_CMD_WRITE_REGS:
-		inside(cmd.u.regs.hex, 2 * cmd.u.regs.len, data, size);
+		hex_ok(&cmd.u.regs, data, size);
 		(void)rsp_regfile_write_g(&f, cmd.u.regs.hex,
 					  2 * cmd.u.regs.len, NULL);
 		rsp_reply_regs(&r, &f);
 		break;
 	case RSP_CMD_WRITE_REG:
-		inside(cmd.u.reg.value.hex, 2 * cmd.u.reg.value.len, data, size);
+		hex_ok(&cmd.u.reg.value, data, size);
 		(void)rsp_regfile_write_p(&f, cmd.u.reg.regno,
 					  cmd.u.reg.value.hex,
 					  2 * cmd.u.reg.value.len);
@@ -53,11 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)rsp_reply_reg(&r, &f, cmd.u.reg.regno);
 		break;
 	case RSP_CMD_WRITE_MEM:
-		inside(cmd.u.mem.data, 2 * cmd.u.mem.len, data, size);
-		if (rsp_hex_decode(tmp, sizeof(tmp), cmd.u.mem.data,
-				   2 * cmd.u.mem.len) < 0 &&
-		    cmd.u.mem.len <= sizeof(tmp))
-			abort();
+		hex_ok(&(struct rsp_hex){ cmd.u.mem.data, cmd.u.mem.len },
+		       data, size);
 		break;
 	case RSP_CMD_WRITE_MEM_BIN:
 		inside(cmd.u.mem.data, cmd.u.mem.len, data, size);
@@ -75,28 +85,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (cmd.u.bp.ncond > RSP_BP_EXPR_MAX ||
 		    cmd.u.bp.ncmd > RSP_BP_EXPR_MAX)
 			abort();
-		for (size_t i = 0; i < cmd.u.bp.ncond; i++) {
-			inside(cmd.u.bp.cond[i].hex, 2 * cmd.u.bp.cond[i].len,
-			       data, size);
-			if (rsp_hex_decode(tmp, sizeof(tmp), cmd.u.bp.cond[i].hex,
-					   2 * cmd.u.bp.cond[i].len) < 0 &&
-			    cmd.u.bp.cond[i].len <= sizeof(tmp))
-				abort();
-		}
+		for (size_t i = 0; i < cmd.u.bp.ncond; i++)
+			hex_ok(&cmd.u.bp.cond[i], data, size);
 		for (size_t i = 0; i < cmd.u.bp.ncmd; i++)
-			inside(cmd.u.bp.cmd[i].hex, 2 * cmd.u.bp.cmd[i].len,
-			       data, size);
+			hex_ok(&cmd.u.bp.cmd[i], data, size);
 		break;
 	case RSP_CMD_VCONT:
 		if (cmd.u.vcont.n == 0 || cmd.u.vcont.n > RSP_VCONT_MAX)
 			abort();
 		break;
 	case RSP_CMD_QRCMD:
-		inside(cmd.u.rcmd.hex, 2 * cmd.u.rcmd.len, data, size);
-		if (rsp_hex_decode(tmp, sizeof(tmp), cmd.u.rcmd.hex,
-				   2 * cmd.u.rcmd.len) < 0 &&
-		    cmd.u.rcmd.len <= sizeof(tmp))
-			abort();
+		hex_ok(&cmd.u.rcmd, data, size);
+		(void)rsp_hex_decode(tmp, sizeof(tmp), cmd.u.rcmd.hex,
+				     2 * cmd.u.rcmd.len);
 		rsp_reply_console(&r, tmp, cmd.u.rcmd.len < sizeof(tmp) ?
 						   cmd.u.rcmd.len : sizeof(tmp));
 		break;
