@@ -81,8 +81,8 @@ def qemu(tiny, tmp_path, append="", gdb_port=None):
         cmd += ["-append", append]
     if gdb_port:
         cmd += ["-gdb", f"tcp:127.0.0.1:{gdb_port}"]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    with open(tmp_path / "qemu.out", "wb") as qout:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qout, stderr=subprocess.STDOUT)
     try:
         yield log, proc
     finally:
@@ -116,7 +116,10 @@ def _wait_for(log, proc, pred, timeout=90):
         if got:
             return got
         time.sleep(0.2)
-    pytest.fail(f"timed out (qemu rc={proc.poll()}); console:\n" + "\n".join(_lines(log)[-20:]))
+    qout = log.parent / "qemu.out"
+    pytest.fail(f"timed out (qemu rc={proc.poll()}); qemu said:\n"
+                + (qout.read_text(errors="replace") if qout.exists() else "")
+                + "\nconsole:\n" + "\n".join(_lines(log)[-20:]))
 
 
 def _fatal(log):
@@ -357,3 +360,22 @@ def test_gdb_backtrace_through_exceptions_and_next(tiny, tmp_path):
     stepped = out.split("@next", 1)[1].split("@after", 1)[0]
     assert stepped.strip() and "tiny_long_sink += i" not in stepped, out
     assert re.search(r'Line \d+ of ".*main\.c"', out.split("@after", 1)[1]), out
+
+
+def test_gdb_watchpoints_fire_where_promised(tiny, tmp_path):
+    """tiny_watch_target is written in tiny_step_counter and tiny_read_target
+    read in tiny_update_checksum, once per iteration (README.md)."""
+    port = _free_port()
+    with qemu(tiny, tmp_path, gdb_port=port) as (log, proc):
+        _wait_for(log, proc, lambda lg: [line for line in _lines(lg) if line.startswith("tiny: layout")])
+        out = _gdb(tiny, port, [
+            "watch tiny_watch_target", "continue", "bt 1", "echo @@\\n", "delete",
+            "rwatch tiny_read_target", "continue", "bt 1", "echo @@\\n", "delete",
+            "detach",
+        ])
+    w, r = out.split("@@")[:2]
+    assert "Hardware watchpoint" in w and "tiny_step_counter ()" in w, out
+    old, new = _val(w, "Old value"), _val(w, "New value")
+    assert new == old + 1, out  # = tiny_counter, delta 1
+    assert "Hardware read watchpoint" in r and "tiny_update_checksum ()" in r, out
+    assert _val(r, "Value") == 0x5EED, out

@@ -142,7 +142,7 @@ TINY_NAMED void tiny_pf_cycle(void)
 	tiny_demand_touches = *page;
 }
 
-void tiny_shared_fn(unsigned int vcpu)
+TINY_NAMED void tiny_shared_fn(unsigned int vcpu)
 {
 	__atomic_fetch_add(&tiny_shared_calls, 1, __ATOMIC_RELAXED);
 	tiny_shared_by[vcpu & 1]++;
