@@ -111,23 +111,25 @@ f_domain_state(struct vmi_driver *d, enum vmi_domstate *st, int *reason)
 }
 
 static int
-f_pause(struct vmi_driver *d)
+pause_by(struct vmi_driver *d, const char *what, int delta)
 {
-	fake_log(W(d), "pause");
+	fake_log(W(d), "%s", what);
 	if (gone(W(d)))
 		return -ESRCH;
-	W(d)->pauses++;
+	W(d)->pauses += delta;
 	return 0;
+}
+
+static int
+f_pause(struct vmi_driver *d)
+{
+	return pause_by(d, "pause", 1);
 }
 
 static int
 f_unpause(struct vmi_driver *d)
 {
-	fake_log(W(d), "unpause");
-	if (gone(W(d)))
-		return -ESRCH;
-	W(d)->pauses--;
-	return 0;
+	return pause_by(d, "unpause", -1);
 }
 
 static int
@@ -298,7 +300,7 @@ f_set_mem_access(struct vmi_driver *d, uint64_t gfn, unsigned access)
 	return 0;
 }
 
-static const struct vmi_driver_ops fake_intel = {
+static const struct vmi_driver_ops fake_ops = {
 	.name = "fake",
 	.close = f_close, .info = f_info, .domain_state = f_domain_state,
 	.pause = f_pause, .unpause = f_unpause,
@@ -311,26 +313,6 @@ static const struct vmi_driver_ops fake_intel = {
 	.reinject = f_reinject, .set_mem_access = f_set_mem_access,
 };
 
-static const struct vmi_driver_ops fake_amd = {
-	.name = "fake",
-	.close = f_close, .info = f_info, .domain_state = f_domain_state,
-	.pause = f_pause, .unpause = f_unpause,
-	.get_regs = f_get_regs, .set_regs = f_set_regs,
-	.map = f_map, .unmap = f_unmap, .write_mem = true,
-	.event_fd = f_event_fd, .drain = f_drain, .respond = f_respond,
-	.flush = f_flush, .monitor_stop = f_monitor_stop,
-	.monitor_swbreak = f_monitor_swbreak, .monitor_debug = f_monitor_debug,
-	.reinject = f_reinject,
-};
-
-static const struct vmi_driver_ops fake_readonly = {
-	.name = "fake",
-	.close = f_close, .info = f_info, .domain_state = f_domain_state,
-	.pause = f_pause, .unpause = f_unpause,
-	.get_regs = f_get_regs,
-	.map = f_map, .unmap = f_unmap,
-};
-
 struct vmi_driver *
 fake_driver_new(struct fake_world *w, enum fake_platform p)
 {
@@ -339,8 +321,24 @@ fake_driver_new(struct fake_world *w, enum fake_platform p)
 	if (f == NULL)
 		abort();
 	f->w = w;
-	f->ops = p == FAKE_INTEL ? fake_intel :
-	    p == FAKE_AMD ? fake_amd : fake_readonly;
+	/* As the Xen driver does: the full table, minus what the platform
+	 * lacks. */
+	f->ops = fake_ops;
+	if (p != FAKE_INTEL) {
+		f->ops.monitor_mtf = NULL;
+		f->ops.mtf_arm = NULL;
+		f->ops.set_mem_access = NULL;
+	}
+	if (p == FAKE_READONLY) {
+		struct vmi_driver_ops ro = {
+			.name = "fake", .close = f_close, .info = f_info,
+			.domain_state = f_domain_state, .pause = f_pause,
+			.unpause = f_unpause, .get_regs = f_get_regs,
+			.map = f_map, .unmap = f_unmap,
+		};
+
+		f->ops = ro;
+	}
 	f->base.ops = &f->ops;
 	w->closed = false;
 	return &f->base;

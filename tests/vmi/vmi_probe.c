@@ -193,10 +193,10 @@ on_step(struct probe *p, const struct vmi_event *ev, struct vmi_response *rsp)
 	}
 	if ((ev->kind == VMI_EVENT_DEBUG || ev->kind == VMI_EVENT_SINGLESTEP) &&
 	    (int)ev->vcpu == p->target) {
-		if (p->nrips < MAX_RECORD)
+		if (p->mode == M_STEP && p->nrips < MAX_RECORD)
 			p->rips[p->nrips++] = ev->regs.rip;
 		p->count++;
-		if (p->count >= p->want || p->nrips >= MAX_RECORD) {
+		if (p->count >= p->want) {
 			step(p, ev, rsp, false);
 			p->done = true;
 		} else {
@@ -711,9 +711,18 @@ summary(struct probe *p, double secs)
 }
 
 static int
+run_and_report(struct probe *p, double timeout)
+{
+	double t0 = probe_now();
+
+	run(p, timeout);
+	summary(p, probe_now() - t0);
+	return p->err == 0 && !p->timed_out ? 0 : 1;
+}
+
+static int
 cmd_break(struct probe *p, uint64_t va, unsigned count, double timeout)
 {
-	double t0;
 	int r;
 
 	p->mode = M_BREAK;
@@ -726,21 +735,17 @@ cmd_break(struct probe *p, uint64_t va, unsigned count, double timeout)
 		r = vmi_patch(p->v, p->gpa, "\xcc", 1);
 	if (r != 0)
 		return fail(p, r, "arm breakpoint");
-	t0 = probe_now();
-	run(p, timeout);
-	summary(p, probe_now() - t0);
-	return p->err == 0 && !p->timed_out ? 0 : 1;
+	return run_and_report(p, timeout);
 }
 
 static int
 cmd_step(struct probe *p, unsigned vcpu, unsigned n, int have_addr,
     uint64_t va, double timeout)
 {
-	double t0;
 	int r = 0;
 
 	p->mode = M_STEP;
-	p->want = n;
+	p->want = n < MAX_RECORD ? n : MAX_RECORD - 1;
 	if (have_addr) {
 		p->target = -1;
 		r = virt_to_phys(p, vcpu, va, &p->gpa);
@@ -763,17 +768,13 @@ cmd_step(struct probe *p, unsigned vcpu, unsigned n, int have_addr,
 	}
 	if (r != 0)
 		return fail(p, r, "arm step");
-	t0 = probe_now();
-	run(p, timeout);
-	summary(p, probe_now() - t0);
-	return p->err == 0 && !p->timed_out ? 0 : 1;
+	return run_and_report(p, timeout);
 }
 
 static int
 cmd_hw(struct probe *p, enum mode m, uint64_t va, unsigned len,
     enum vmi_hw_kind kind, unsigned count, double timeout)
 {
-	double t0;
 	int r;
 
 	p->mode = m;
@@ -789,10 +790,7 @@ cmd_hw(struct probe *p, enum mode m, uint64_t va, unsigned len,
 	}
 	if (r != 0)
 		return fail(p, r, "arm debug registers");
-	t0 = probe_now();
-	run(p, timeout);
-	summary(p, probe_now() - t0);
-	return p->err == 0 && !p->timed_out ? 0 : 1;
+	return run_and_report(p, timeout);
 }
 
 static int
@@ -1018,6 +1016,25 @@ bench_step(struct probe *p, unsigned vcpu, unsigned n)
 	return 0;
 }
 
+static void
+mem_line(const char *impl, size_t bytes, double secs, long long map_calls,
+    int err)
+{
+	struct jline j;
+
+	j_begin(&j);
+	j_str(&j, "bench", "mem");
+	j_str(&j, "impl", impl);
+	j_int(&j, "bytes", (long long)bytes);
+	j_num(&j, "seconds", secs);
+	j_num(&j, "mb_per_s", secs > 0 ? bytes / secs / 1e6 : 0);
+	if (map_calls >= 0)
+		j_int(&j, "map_calls", map_calls);
+	if (err != 0)
+		j_str(&j, "error", strerror(-err));
+	j_end(&j);
+}
+
 static int
 bench_mem(struct probe *p, uint64_t gpa, unsigned mib)
 {
@@ -1032,7 +1049,8 @@ bench_mem(struct probe *p, uint64_t gpa, unsigned mib)
 
 	if (buf == NULL)
 		return fail(p, -ENOMEM, "malloc");
-	/* A fresh session with a cache big enough to hold the range. */
+	/* A fresh session with a cache big enough to hold the range: the
+	 * first pass maps (cold), the second only copies (warm). */
 	vmi_close(p->v);
 	p->v = NULL;
 	r = open_session(p, &cfg);
@@ -1043,29 +1061,11 @@ bench_mem(struct probe *p, uint64_t gpa, unsigned mib)
 		r = vmi_read_phys(p->v, gpa, buf, len, 0, &done);
 		secs = probe_now() - t0;
 		vmi_cache_stats(p->v, &st);
-		struct jline j;
-		j_begin(&j);
-		j_str(&j, "bench", "mem");
-		j_str(&j, "impl", pass ? "vmi-warm" : "vmi-cold");
-		j_int(&j, "bytes", (long long)done);
-		j_num(&j, "seconds", secs);
-		j_num(&j, "mb_per_s", secs > 0 ? done / secs / 1e6 : 0);
-		j_int(&j, "map_calls", (long long)st.map_calls);
-		if (r != 0)
-			j_str(&j, "error", strerror(-r));
-		j_end(&j);
+		mem_line(pass ? "vmi-warm" : "vmi-cold", done, secs,
+		    (long long)st.map_calls, r);
 	}
 	r = direct_mem(p->domid, gpa, len, &secs);
-	struct jline j;
-	j_begin(&j);
-	j_str(&j, "bench", "mem");
-	j_str(&j, "impl", "direct");
-	j_int(&j, "bytes", (long long)len);
-	j_num(&j, "seconds", secs);
-	j_num(&j, "mb_per_s", secs > 0 ? len / secs / 1e6 : 0);
-	if (r != 0)
-		j_str(&j, "error", strerror(-r));
-	j_end(&j);
+	mem_line("direct", r == 0 ? len : 0, secs, -1, r);
 	free(buf);
 	return 0;
 }
