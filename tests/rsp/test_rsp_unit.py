@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-UNITS = ["test_codec", "test_parse", "test_reply"]
+UNITS = ["test_rsp_codec", "test_rsp_parse", "test_rsp_reply"]
 
 
 def _run(exe, env=None):
