@@ -42,7 +42,8 @@ void rsp_reply_hex(struct rsp_reply *r, const void *data, size_t len);
 void rsp_reply_hex_u64(struct rsp_reply *r, uint64_t v);
 /* Exactly two digits. */
 void rsp_reply_hex_u8(struct rsp_reply *r, uint8_t v);
-/* "-1" for RSP_ID_ALL; p<pid>.<tid> when multiprocess. */
+/* "-1" for RSP_ID_ALL; p<pid>.<tid> when multiprocess (pid 1 when the id
+ * carries none: vmistub debugs one process, the guest). */
 void rsp_reply_thread_id(struct rsp_reply *r, const struct rsp_thread_id *id,
 			 bool multiprocess);
 
@@ -59,7 +60,8 @@ void rsp_reply_mem_bin(struct rsp_reply *r, const void *data, size_t len);
  * qXfer read reply for doc[0..doclen) at offset/length: 'm' and a chunk when
  * more follows, 'l' and the last chunk (possibly empty) otherwise.  The
  * chunk is also cut to what fits in the reply buffer, so gdb simply asks
- * again from the next offset.  Returns the number of document bytes sent.
+ * again from the next offset (start from an empty reply: a chunk cut to
+ * nothing would stall gdb).  Returns the number of document bytes sent.
  */
 size_t rsp_reply_xfer(struct rsp_reply *r, const void *doc, size_t doclen,
 		      uint64_t offset, uint64_t length);
