@@ -13,9 +13,12 @@
  * d: file data) and one final line "x <code> <how>\n", where how is exit,
  * signal (code = signal number), timeout or error (an e frame says why).
  *
+ * Usage: lab-agent [PORT [ADDRESS]] (default 7000 on every address).
+ *
  * A RUN command runs as `/bin/sh -c` in its own session; when it times out
  * or the host hangs up, the whole process group is killed.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -314,14 +317,20 @@ int main(int argc, char **argv)
 {
 	int port = argc > 1 ? atoi(argv[1]) : 7000;
 	int one = 1;
+	/* In dom0 the agent must listen where QEMU's port forward arrives
+	 * (eth0); its own tests on the host bind it to loopback. */
+	const char *bind_to = argc > 2 ? argv[2] : "0.0.0.0";
 	struct sockaddr_in addr = {
 		.sin_family = AF_INET,
 		.sin_port = htons((unsigned short)port),
-		.sin_addr.s_addr = htonl(INADDR_ANY),
 	};
 	int lsock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sigaction reap = { .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT };
 
+	if (inet_pton(AF_INET, bind_to, &addr.sin_addr) != 1) {
+		fprintf(stderr, "lab-agent: bad address %s\n", bind_to);
+		return 2;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	sigaction(SIGCHLD, &reap, NULL);
 	if (lsock < 0 || setsockopt(lsock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
