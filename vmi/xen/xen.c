@@ -193,9 +193,13 @@ vmi_xen_open(uint32_t domid, struct vmi_driver **out)
 		goto fail;
 	}
 	/* VIRQ_DOM_EXC (xen/xen.h) fires in dom0 when any domain shuts down
-	 * or dies: it wakes the same fd, so death arrives as an event. */
+	 * or dies: bound here it wakes the same fd, so death arrives as an
+	 * event at once. A VIRQ binds once per domain, and in a running dom0
+	 * xenstored holds it (EEXIST, seen in the lab): then death is found
+	 * by the domain-state check of vmi_timeout(), which the caller runs
+	 * periodically anyway. */
 	x->virq_port = xenevtchn_bind_virq(x->xce, VIRQ_DOM_EXC);
-	if (x->virq_port < 0) {
+	if (x->virq_port < 0 && errno != EEXIST) {
 		r = xen_err(x->virq_port);
 		goto fail;
 	}

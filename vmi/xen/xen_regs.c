@@ -9,12 +9,15 @@
  * no segment bases or EFER for an HVM vCPU, so it is not used.
  *
  * Writing: Xen 4.17 has no "set one record" call, only
- * xc_domain_hvm_setcontext() of a whole save image. The image written here
- * holds just the header, this vCPU's CPU record and END: hvm_load() loads
- * the records it is given and leaves the rest of the domain alone, so the
- * other vCPUs (running meanwhile) are never overwritten with stale state.
- * The CPU record is re-read immediately before each write so that fields
- * vmistub does not model (pending event, TSC, tsc_aux) go back unchanged.
+ * xc_domain_hvm_setcontext() of a save image. The image written here holds
+ * the header, a CPU record for every vCPU that is up, and END. Every vCPU
+ * must be in it: hvm_load() first marks all vCPUs down and brings back up
+ * only those whose CPU record it loads (seen in the lab: writing vCPU 0
+ * alone stopped vCPU 1 for good). No other record (APIC, timers, IRQs) is
+ * in the image, so none of that is reloaded. The domain is paused while
+ * the records are read and written, so the other vCPUs' records are
+ * current when they go back, and fields vmistub does not model (pending
+ * event, TSC, tsc_aux) go back as Xen gave them.
  *
  * CR8 is the local APIC's TPR (LAPIC_REGS record, offset 0x80, bits 7:4);
  * writing it would mean reloading the whole APIC page, so it is read-only.
@@ -233,44 +236,86 @@ load_header(struct xen_drv *x)
 	return 0;
 }
 
-int
-xen_set_regs(struct vmi_driver *d, unsigned vcpu, const struct vmi_regs *r)
+/* Header, then one CPU record per vCPU that is up, then END. */
+static int
+write_image(struct xen_drv *x, const struct hvm_hw_cpu *cpus,
+    const bool *up)
 {
-	struct xen_drv *x = xen_of(d);
 	struct hvm_save_descriptor desc;
-	struct hvm_hw_cpu cpu;
-	uint64_t cr8 = 0;
+	size_t len = x->hvm_header_len + sizeof(desc), off;
 	uint8_t *blob;
-	size_t len, off;
 	int ret;
 
-	ret = load_header(x);
-	if (ret == 0)
-		ret = read_cpu(x, vcpu, &cpu);
-	if (ret != 0)
-		return ret;
-	if (read_cr8(x, vcpu, &cr8) != 0)
-		cr8 = 0;
-	if (r->cr8 != cr8)
-		return -EOPNOTSUPP;
-	to_cpu(r, &cpu);
-
-	len = x->hvm_header_len + 2 * sizeof(desc) + sizeof(cpu);
+	for (unsigned i = 0; i < x->nr_vcpus; i++)
+		if (up[i])
+			len += sizeof(desc) + sizeof(cpus[i]);
 	blob = malloc(len);
 	if (blob == NULL)
 		return -ENOMEM;
 	memcpy(blob, x->hvm_header, x->hvm_header_len);
 	off = x->hvm_header_len;
-	desc = (struct hvm_save_descriptor){ .typecode = HVM_SAVE_CODE(CPU),
-	    .instance = (uint16_t)vcpu, .length = sizeof(cpu) };
-	memcpy(blob + off, &desc, sizeof(desc));
-	off += sizeof(desc);
-	memcpy(blob + off, &cpu, sizeof(cpu));
-	off += sizeof(cpu);
+	for (unsigned i = 0; i < x->nr_vcpus; i++) {
+		if (!up[i])
+			continue;
+		desc = (struct hvm_save_descriptor){ .typecode =
+		    HVM_SAVE_CODE(CPU), .instance = (uint16_t)i,
+		    .length = sizeof(cpus[i]) };
+		memcpy(blob + off, &desc, sizeof(desc));
+		off += sizeof(desc);
+		memcpy(blob + off, &cpus[i], sizeof(cpus[i]));
+		off += sizeof(cpus[i]);
+	}
 	desc = (struct hvm_save_descriptor){ .typecode = HVM_SAVE_CODE(END) };
 	memcpy(blob + off, &desc, sizeof(desc));
 	ret = xen_err(xc_domain_hvm_setcontext(x->xch, x->domid, blob,
 	    (uint32_t)len));
 	free(blob);
 	return ret < 0 ? ret : 0;
+}
+
+int
+xen_set_regs(struct vmi_driver *d, unsigned vcpu, const struct vmi_regs *r)
+{
+	struct xen_drv *x = xen_of(d);
+	struct hvm_hw_cpu *cpus;
+	bool *up;
+	uint64_t cr8 = 0;
+	bool paused;
+	int ret;
+
+	if (vcpu >= x->nr_vcpus)
+		return -EINVAL;
+	ret = load_header(x);
+	if (ret != 0)
+		return ret;
+	if (read_cr8(x, vcpu, &cr8) != 0)
+		cr8 = 0;
+	if (r->cr8 != cr8)
+		return -EOPNOTSUPP;
+	cpus = calloc(x->nr_vcpus, sizeof(*cpus));
+	up = calloc(x->nr_vcpus, sizeof(*up));
+	if (cpus == NULL || up == NULL) {
+		free(cpus);
+		free(up);
+		return -ENOMEM;
+	}
+	ret = xen_err(xc_domain_pause(x->xch, x->domid));
+	paused = ret == 0;
+	for (unsigned i = 0; i < x->nr_vcpus && ret == 0; i++) {
+		/* A vCPU that is down has no record (ENODATA) and must stay
+		 * out of the image, or loading it would bring it up. */
+		ret = read_cpu(x, i, &cpus[i]);
+		up[i] = ret == 0;
+		if (ret == -ENODATA && i != vcpu)
+			ret = 0;
+	}
+	if (ret == 0) {
+		to_cpu(r, &cpus[vcpu]);
+		ret = write_image(x, cpus, up);
+	}
+	if (paused)
+		xc_domain_unpause(x->xch, x->domid);
+	free(cpus);
+	free(up);
+	return ret;
 }
