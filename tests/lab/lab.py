@@ -177,6 +177,7 @@ class Lab:
         self.figures = {}
         self.forwards = {}
         self.guests = {}
+        self._console_start = {}
 
     # --- images ---------------------------------------------------------
     def _build_outputs(self):
@@ -375,6 +376,7 @@ class Lab:
     def create_guest(self, name, timeout=240):
         """xl create the guest and wait until its console shows progress."""
         t = time.monotonic()
+        self._console_start[name] = self._console_size(name)
         self.sh(f"xl create /opt/vmistub/guests/{name}/{name}.cfg", timeout=120)
         domid = int(self.sh(f"xl domid {name}").strip())
         self.guests[name] = domid
@@ -386,10 +388,17 @@ class Lab:
         return domid
 
     def console(self, name):
+        """What the guest's current incarnation wrote on its console
+        (xenconsoled appends a re-created guest's output to the same log)."""
         try:
-            return self.get(f"/var/log/xen/console/guest-{name}.log").decode(errors="replace")
+            log = self.get(f"/var/log/xen/console/guest-{name}.log")
         except LabError:
             return ""
+        return log[self._console_start.get(name, 0):].decode(errors="replace")
+
+    def _console_size(self, name):
+        r = self.run(f"wc -c < /var/log/xen/console/guest-{name}.log 2>/dev/null")
+        return int(r.stdout) if r.ok and r.stdout.strip() else 0
 
     def progress(self, name):
         """The guest's latest progress number from its console, or None."""

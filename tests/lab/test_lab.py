@@ -3,6 +3,9 @@ of the three QEMU fixes (tests/lab/qemu-svm-fixes.patch) is proven with an
 oracle this project did not write: Xen's own xen-access tool, and the
 guests' own behaviour."""
 import re
+import time
+
+import lab as lablib
 
 import pytest
 
@@ -108,3 +111,48 @@ def test_hardware_breakpoint_reaches_debug_monitor(lab, tiny_symbols):
     after = wait_tiny_line(lab)
     # xen-access re-injects each #DB: the guest's own handler keeps counting.
     assert after["dr0"] > before["dr0"], (before, after)
+
+
+def test_port_forward_reaches_a_server_in_dom0(lab):
+    """lab.forward: 127.0.0.1:PORT on this machine reaches a port in dom0 —
+    here a second lab-agent, the same way gdb will reach vmistub."""
+    lab.sh("setsid /opt/lab/lab-agent 7001 >/dev/null 2>&1 </dev/null &")
+    port = lab.forward(7001)
+    r = lablib.Agent(port).run("xl domid tiny")
+    assert r.ok and int(r.stdout) == lab.domid("tiny")
+    lab.sh("pkill -f 'lab-agent 7001'")
+
+
+def test_put_copies_a_file_into_dom0(lab, tmp_path):
+    blob = tmp_path / "blob"
+    blob.write_bytes(bytes(range(256)) * 4096)
+    lab.put(blob, "/tmp/blob", 0o600)
+    assert lab.sh("md5sum /tmp/blob").split()[0] == __import__("hashlib").md5(blob.read_bytes()).hexdigest()
+    assert lab.get("/tmp/blob") == blob.read_bytes()
+
+
+def test_pause_stops_a_guest_and_unpause_resumes_it(lab):
+    lab.pause("tiny")
+    try:
+        assert "p" in lab.state("tiny")
+        # Let xenconsoled drain what the guest wrote before the pause.
+        time.sleep(1)
+        before = lab.sh("xl list -v tiny")  # CPU time stands still while paused
+        t0 = float(before.splitlines()[1].split()[5])
+        p0 = lab.progress("tiny")
+        time.sleep(3)
+        assert lab.progress("tiny") == p0
+        assert float(lab.sh("xl list -v tiny").splitlines()[1].split()[5]) == t0
+    finally:
+        lab.unpause("tiny")
+    assert "p" not in lab.state("tiny")
+    lab.wait_progress("tiny", beyond=p0, timeout=60)
+
+
+def test_destroy_and_create_again(lab):
+    old = lab.domid("tiny")
+    lab.destroy("tiny")
+    assert lab.state("tiny") is None
+    new = lab.create_guest("tiny")
+    assert new != old
+    assert lab.progress("tiny") is not None
