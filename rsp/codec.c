@@ -30,25 +30,35 @@ enum {
  * the largest printable byte. */
 #define RLE_MAX_REPEAT (126 - RLE_BIAS)
 
+/* Hex digit values plus one, so that the zero default means "not hex". */
+static const uint8_t digit1[256] = {
+	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5,
+	['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
+	['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+	['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
 int rsp_hex_digit(uint8_t c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	return (int)digit1[c] - 1;
 }
 
 static const char hexdig[] = "0123456789abcdef";
+/* The two digits of every byte value, one copy per byte when encoding. */
+static const char hexpairs[513] =
+	"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	"202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+	"404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+	"606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+	"808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+	"a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+	"c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+	"e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
 
 size_t rsp_hex_encode(uint8_t *out, const uint8_t *in, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = (uint8_t)hexdig[in[i] >> 4];
-		out[2 * i + 1] = (uint8_t)hexdig[in[i] & 0xf];
-	}
+	for (size_t i = 0; i < len; i++)
+		memcpy(out + 2 * i, hexpairs + 2 * in[i], 2);
 	return 2 * len;
 }
 
@@ -60,12 +70,12 @@ ssize_t rsp_hex_decode(uint8_t *out, size_t cap, const uint8_t *hex,
 	if (hexlen / 2 > cap)
 		return -ENOSPC;
 	for (size_t i = 0; i < hexlen / 2; i++) {
-		int hi = rsp_hex_digit(hex[2 * i]);
-		int lo = rsp_hex_digit(hex[2 * i + 1]);
+		unsigned hi = digit1[hex[2 * i]];
+		unsigned lo = digit1[hex[2 * i + 1]];
 
-		if (hi < 0 || lo < 0)
+		if (!hi || !lo)
 			return -EINVAL;
-		out[i] = (uint8_t)(hi << 4 | lo);
+		out[i] = (uint8_t)((hi - 1) << 4 | (lo - 1));
 	}
 	return (ssize_t)(hexlen / 2);
 }
