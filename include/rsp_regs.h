@@ -132,6 +132,12 @@ size_t rsp_regfile_expedite(const struct rsp_amd64_regfile *f,
 			    struct rsp_expedited *regs, uint8_t *scratch,
 			    size_t scratch_cap);
 
+/* A stop reply (rsp_reply_stop()) whose expedited registers are
+ * regnos[0..n) read from f; unavailable ones are left out. */
+void rsp_reply_stop_regs(struct rsp_reply *r, const struct rsp_stop *stop,
+			 const struct rsp_amd64_regfile *f,
+			 const uint16_t *regnos, size_t n);
+
 /*
  * Write the target description (target.xml, one document holding every
  * feature) into buf[0..cap), NUL-terminated when cap > 0.  Returns the

@@ -284,6 +284,22 @@ size_t rsp_regfile_expedite(const struct rsp_amd64_regfile *f,
 	return k;
 }
 
+void rsp_reply_stop_regs(struct rsp_reply *r, const struct rsp_stop *stop,
+			 const struct rsp_amd64_regfile *f,
+			 const uint16_t *regnos, size_t n)
+{
+	struct rsp_expedited ex[RSP_AMD64_NREGS];
+	uint8_t scratch[RSP_AMD64_NREGS * 16];
+	struct rsp_stop s = *stop;
+
+	if (n > RSP_AMD64_NREGS)
+		n = RSP_AMD64_NREGS;
+	s.regs = ex;
+	s.nregs = rsp_regfile_expedite(f, regnos, n, ex, scratch,
+				       sizeof(scratch));
+	rsp_reply_stop(r, &s);
+}
+
 /* --- target.xml --------------------------------------------------------- */
 
 struct sink {

@@ -185,17 +185,13 @@ static void build_stop(struct rsp_reply *r, const void *regs)
 {
 	static const uint16_t want[] = { RSP_AMD64_RBP, RSP_AMD64_RSP,
 					 RSP_AMD64_RIP };
-	struct rsp_expedited ex[3];
-	uint8_t scratch[64];
-	struct rsp_stop s = {
+	static const struct rsp_stop s = {
 		.kind = RSP_STOP_SIGNAL, .code = 5, .has_thread = true,
 		.thread = { .tid = 1 }, .core = -1,
-		.reason = RSP_STOP_SWBREAK, .regs = ex,
+		.reason = RSP_STOP_SWBREAK,
 	};
 
-	s.nregs = rsp_regfile_expedite(regs, want, 3, ex, scratch,
-				       sizeof(scratch));
-	rsp_reply_stop(r, &s);
+	rsp_reply_stop_regs(r, &s, regs, want, 3);
 }
 
 static void fill_regs(struct rsp_amd64_regfile *f)

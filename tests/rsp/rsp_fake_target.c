@@ -59,16 +59,12 @@ static void stop_reply(struct rsp_reply *r)
 {
 	static const uint16_t want[] = { RSP_AMD64_RBP, RSP_AMD64_RSP,
 					 RSP_AMD64_RIP };
-	struct rsp_expedited ex[3];
-	uint8_t scratch[64];
-	struct rsp_stop s = {
+	static const struct rsp_stop s = {
 		.kind = RSP_STOP_SIGNAL, .code = 5, .has_thread = true,
-		.thread = { .tid = 1 }, .core = 0, .regs = ex,
+		.thread = { .tid = 1 }, .core = 0,
 	};
 
-	s.nregs = rsp_regfile_expedite(&regs, want, 3, ex, scratch,
-				       sizeof(scratch));
-	rsp_reply_stop(r, &s);
+	rsp_reply_stop_regs(r, &s, &regs, want, 3);
 }
 
 /* Returns false when the session is over. */

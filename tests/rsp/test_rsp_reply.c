@@ -399,6 +399,13 @@ static void expedite(void **state)
 	rsp_reply_stop(&r, &s);
 	assert_reply(&r, "T0506:0607060504030201;10:eb92a581ffffffff;"
 			 "11:46020000;thread:1;");
+	/* The same in one call. */
+	rsp_reply_reset(&r);
+	s.regs = NULL;
+	s.nregs = 0;
+	rsp_reply_stop_regs(&r, &s, &f, want, 4);
+	assert_reply(&r, "T0506:0607060504030201;10:eb92a581ffffffff;"
+			 "11:46020000;thread:1;");
 	/* Scratch too small: stops cleanly. */
 	assert_int_equal(rsp_regfile_expedite(&f, want, 4, regs, scratch, 12),
 			 1);
