@@ -61,6 +61,7 @@ struct vmi_vcpu {
 	uint64_t hw_addr[4];
 	uint8_t hw_kind[4];
 	bool tf;                /* TF set by the session */
+	uint64_t dr6_dirty;     /* DR6 status bits the session's traps set */
 	bool mtf;               /* MTF armed by the session */
 };
 

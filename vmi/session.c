@@ -606,6 +606,50 @@ vmi_pending(const struct vmi *v, unsigned vcpu)
 	return &v->vcpus[vcpu].pending;
 }
 
+/* Clear DR6 status bits, if set, on a vCPU (held or paused). */
+static int
+clear_dr6(struct vmi *v, unsigned vcpu, uint64_t mask)
+{
+	struct vmi_regs regs;
+	int r = vmi_get_regs(v, vcpu, &regs);
+
+	if (r != 0 || !(regs.dr6 & mask))
+		return r;
+	regs.dr6 &= ~mask;
+	return vmi_set_regs(v, vcpu, &regs);
+}
+
+/*
+ * A #DB the session caused leaves its status bits (BS for a step, Bn for
+ * its DR slot) in the vCPU's DR6, which is sticky (SDM 17.2.3): the
+ * guest's own next #DB handler would read them as its own (seen in the
+ * lab: the tiny guest counted a single-step of its own after every
+ * stepping session). Clear them once the session stops stepping this
+ * vCPU, not after every step, so stepping stays one round trip.
+ */
+static int
+consume_dr6(struct vmi *v, unsigned vcpu, const struct vmi_response *r)
+{
+	struct vmi_vcpu *vc = &v->vcpus[vcpu];
+	const struct vmi_event *ev = &vc->pending;
+	bool tf_after = (r->flags & VMI_RSP_SET_REGS) ?
+	    (r->regs.rflags & VMI_RFLAGS_TF) != 0 : vc->tf;
+	bool mtf_after = vc->mtf != ((r->flags & VMI_RSP_TOGGLE_MTF) != 0);
+	uint64_t mask;
+	int ret;
+
+	if (ev->u.debug.cause == VMI_DEBUG_STEP)
+		vc->dr6_dirty |= DR6_BS;
+	else if (ev->u.debug.slot >= 0)
+		vc->dr6_dirty |= 1ULL << ev->u.debug.slot;
+	if (vc->dr6_dirty == 0 || tf_after || mtf_after)
+		return 0;
+	mask = vc->dr6_dirty;
+	vc->dr6_dirty = 0;
+	ret = clear_dr6(v, vcpu, mask);
+	return ret == -EOPNOTSUPP ? 0 : ret;
+}
+
 int
 vmi_respond(struct vmi *v, unsigned vcpu, const struct vmi_response *r)
 {
@@ -625,6 +669,11 @@ vmi_respond(struct vmi *v, unsigned vcpu, const struct vmi_response *r)
 		return -EOPNOTSUPP;
 	if ((r->flags & VMI_RSP_SET_REGS) && !(r->regs.rflags & VMI_RFLAGS_TF))
 		vc->tf = false;
+	if (vc->pending.kind == VMI_EVENT_DEBUG) {
+		ret = consume_dr6(v, vcpu, r);
+		if (ret < 0)
+			return ret;
+	}
 	/* Inject before the response releases the vCPU, so the trap is
 	 * delivered on the very resume that answers the event. */
 	if (r->flags & VMI_RSP_REINJECT) {
@@ -956,7 +1005,7 @@ restore_vcpu(struct vmi *v, unsigned i, int *first)
 	struct vmi_regs regs;
 	int r;
 
-	if (vc->dr_saved || vc->tf) {
+	if (vc->dr_saved || vc->tf || vc->dr6_dirty) {
 		r = vmi_get_regs(v, i, &regs);
 		if (r == 0) {
 			if (vc->dr_saved) {
@@ -965,12 +1014,14 @@ restore_vcpu(struct vmi *v, unsigned i, int *first)
 			}
 			if (vc->tf)
 				regs.g.rflags &= ~VMI_RFLAGS_TF;
+			regs.dr6 &= ~vc->dr6_dirty;
 			r = vmi_set_regs(v, i, &regs);
 		}
 		keep_first(first, r);
 		vc->dr_saved = false;
 		vc->hw_used = 0;
 		vc->tf = false;
+		vc->dr6_dirty = 0;
 	}
 	if (vc->mtf && !vc->has_pending) {
 		keep_first(first, drv_result(v, v->ops->mtf_arm(v->drv, i, false)));

@@ -492,6 +492,8 @@ t_step_tf(void **state)
 	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4001);
 	rc.step = false;
 	rc.verdict = VMI_HOLD;
+	/* The hardware leaves BS in DR6, next to a bit of the guest's own. */
+	world.regs[1].dr6 = 0xffff4ff2;
 	fake_push(&world, &ev);
 	assert_int_equal(vmi_dispatch(v), 1);
 	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
@@ -503,6 +505,8 @@ t_step_tf(void **state)
 	assert_int_equal(vmi_respond(v, 1, &r), 0);
 	assert_false(world.regs[1].g.rflags & VMI_RFLAGS_TF);
 	assert_false(vmi_stepping(v, 1));
+	/* Stepping over: the session's BS is gone, the guest's B1 stays. */
+	assert_int_equal(world.regs[1].dr6, 0xffff0ff2);
 
 	/* Stepping a vCPU that is not held: through its registers. */
 	assert_int_equal(vmi_step_arm(v, 3, true), 0);
@@ -583,10 +587,12 @@ t_hw_breakpoints(void **state)
 	assert_true(world.monitors[VMI_MON_DEBUG]);
 
 	ev = sync_event(VMI_EVENT_DEBUG, 0, 0xffffffff81000000ULL);
+	world.regs[0].dr6 = 0xffff0ff1;
 	fake_push(&world, &ev);
 	vmi_dispatch(v);
 	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_HWBREAK);
 	assert_int_equal(rc.last.u.debug.slot, 0);
+	assert_int_equal(world.regs[0].dr6, 0xffff0ff0);
 	ev = sync_event(VMI_EVENT_DEBUG, 0, 0xffffffff81000123ULL);
 	fake_push(&world, &ev);
 	vmi_dispatch(v);
