@@ -320,7 +320,17 @@ static void put(struct sink *s, const char *str)
 	s->len += n;
 }
 
-static void put_u(struct sink *s, unsigned v)
+/* ' name="value"' */
+static void attr(struct sink *s, const char *name, const char *value)
+{
+	put(s, " ");
+	put(s, name);
+	put(s, "=\"");
+	put(s, value);
+	put(s, "\"");
+}
+
+static void attr_u(struct sink *s, const char *name, unsigned v)
 {
 	char tmp[12];
 	size_t n = sizeof(tmp) - 1;
@@ -330,7 +340,7 @@ static void put_u(struct sink *s, unsigned v)
 		tmp[--n] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	put(s, tmp + n);
+	attr(s, name, tmp + n);
 }
 
 struct bit {
@@ -341,19 +351,16 @@ struct bit {
 static void flags(struct sink *s, const char *id, unsigned size,
 		  const struct bit *bits, size_t n)
 {
-	put(s, "  <flags id=\"");
-	put(s, id);
-	put(s, "\" size=\"");
-	put_u(s, size);
-	put(s, "\">\n");
+	put(s, "  <flags");
+	attr(s, "id", id);
+	attr_u(s, "size", size);
+	put(s, ">\n");
 	for (size_t i = 0; i < n; i++) {
-		put(s, "    <field name=\"");
-		put(s, bits[i].name);
-		put(s, "\" start=\"");
-		put_u(s, bits[i].bit);
-		put(s, "\" end=\"");
-		put_u(s, bits[i].bit);
-		put(s, "\"/>\n");
+		put(s, "    <field");
+		attr(s, "name", bits[i].name);
+		attr_u(s, "start", bits[i].bit);
+		attr_u(s, "end", bits[i].bit);
+		put(s, "/>\n");
 	}
 	put(s, "  </flags>\n");
 }
@@ -407,21 +414,18 @@ static void vec128(struct sink *s)
 	};
 
 	for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
-		put(s, "  <vector id=\"");
-		put(s, vectors[i][0]);
-		put(s, "\" type=\"");
-		put(s, vectors[i][1]);
-		put(s, "\" count=\"");
-		put(s, vectors[i][2]);
-		put(s, "\"/>\n");
+		put(s, "  <vector");
+		attr(s, "id", vectors[i][0]);
+		attr(s, "type", vectors[i][1]);
+		attr(s, "count", vectors[i][2]);
+		put(s, "/>\n");
 	}
 	put(s, "  <union id=\"vec128\">\n");
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		put(s, "    <field name=\"");
-		put(s, fields[i][0]);
-		put(s, "\" type=\"");
-		put(s, fields[i][1]);
-		put(s, "\"/>\n");
+		put(s, "    <field");
+		attr(s, "name", fields[i][0]);
+		attr(s, "type", fields[i][1]);
+		put(s, "/>\n");
 	}
 	put(s, "  </union>\n");
 }
@@ -455,9 +459,9 @@ size_t rsp_tdesc_write(char *buf, size_t cap)
 		"<target version=\"1.0\">\n"
 		"<architecture>i386:x86-64</architecture>\n");
 	for (unsigned feat = 0; feat < RSP_FEATURE__COUNT; feat++) {
-		put(&s, "<feature name=\"");
-		put(&s, rsp_feature_names[feat]);
-		put(&s, "\">\n");
+		put(&s, "<feature");
+		attr(&s, "name", rsp_feature_names[feat]);
+		put(&s, ">\n");
 		types(&s, (enum rsp_reg_feature)feat);
 		for (unsigned i = 0; i < RSP_AMD64_NREGS; i++) {
 			const struct rsp_reg *r = &rsp_amd64_regs[i];
@@ -466,19 +470,14 @@ size_t rsp_tdesc_write(char *buf, size_t cap)
 				continue;
 			/* An explicit regnum on every register: the remote
 			 * numbering never depends on feature order. */
-			put(&s, "  <reg name=\"");
-			put(&s, r->name);
-			put(&s, "\" bitsize=\"");
-			put_u(&s, r->bitsize);
-			put(&s, "\" type=\"");
-			put(&s, r->type);
-			put(&s, "\" regnum=\"");
-			put_u(&s, r->regno);
-			if (r->group) {
-				put(&s, "\" group=\"");
-				put(&s, r->group);
-			}
-			put(&s, "\"/>\n");
+			put(&s, "  <reg");
+			attr(&s, "name", r->name);
+			attr_u(&s, "bitsize", r->bitsize);
+			attr(&s, "type", r->type);
+			attr_u(&s, "regnum", r->regno);
+			if (r->group)
+				attr(&s, "group", r->group);
+			put(&s, "/>\n");
 		}
 		put(&s, "</feature>\n");
 	}
