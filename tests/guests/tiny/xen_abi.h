@@ -2,9 +2,9 @@
  * tiny: the few pieces of Xen's public guest ABI the guest uses, written
  * out from the public headers (cited per item) rather than included: the
  * guest is freestanding and must build without libxen-dev, and only
- * vmi/xen includes Xen's headers (DESIGN.md). test_tiny_qemu.py compiles
- * xen_abi_check.c against /usr/include/xen, when present, to prove these
- * match.
+ * vmi/xen includes Xen's headers (DESIGN.md). xen_abi_check.c proves they
+ * match /usr/include/xen: meson builds it where libxen-dev is installed,
+ * and test_tiny_qemu.py compiles it too.
  */
 #ifndef TINY_XEN_ABI_H
 #define TINY_XEN_ABI_H
