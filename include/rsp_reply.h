@@ -69,6 +69,24 @@ size_t rsp_reply_xfer(struct rsp_reply *r, const void *doc, size_t doclen,
 /* O packet: console output for gdb, hex encoded. */
 void rsp_reply_console(struct rsp_reply *r, const void *text, size_t len);
 
+/* One thread (a vCPU) of the qXfer:threads:read document. */
+struct rsp_thread_info {
+	struct rsp_thread_id id;
+	int32_t core;            /* -1: not given */
+	const char *name;        /* NULL: none */
+	const char *extra;       /* free text shown by "info threads", or NULL */
+};
+
+/*
+ * Write the thread list document ("Thread List Format") for the n threads
+ * into buf[0..cap), NUL-terminated when cap > 0, text XML-escaped.  Returns
+ * the document's full length like snprintf: complete when the result < cap.
+ * Serve it with rsp_reply_xfer().
+ */
+size_t rsp_threads_xml_write(char *buf, size_t cap,
+			     const struct rsp_thread_info *t, size_t n,
+			     bool multiprocess);
+
 enum rsp_stop_kind {
 	RSP_STOP_SIGNAL,         /* S AA, or T AA when any detail is given */
 	RSP_STOP_EXITED,         /* W AA[;process:pid] */

@@ -15,6 +15,7 @@
 
 #include "rsp_codec.h"
 #include "rsp_regs.h"
+#include "xml.h"
 
 #define F struct rsp_amd64_regfile
 
@@ -302,47 +303,6 @@ void rsp_reply_stop_regs(struct rsp_reply *r, const struct rsp_stop *stop,
 
 /* --- target.xml --------------------------------------------------------- */
 
-struct sink {
-	char *buf;
-	size_t cap;
-	size_t len;   /* the full length, even past cap */
-};
-
-static void put(struct sink *s, const char *str)
-{
-	size_t n = strlen(str);
-
-	if (s->len < s->cap) {
-		size_t room = s->cap - s->len;
-
-		memcpy(s->buf + s->len, str, n < room ? n : room);
-	}
-	s->len += n;
-}
-
-/* ' name="value"' */
-static void attr(struct sink *s, const char *name, const char *value)
-{
-	put(s, " ");
-	put(s, name);
-	put(s, "=\"");
-	put(s, value);
-	put(s, "\"");
-}
-
-static void attr_u(struct sink *s, const char *name, unsigned v)
-{
-	char tmp[12];
-	size_t n = sizeof(tmp) - 1;
-
-	tmp[n] = '\0';
-	do {
-		tmp[--n] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	attr(s, name, tmp + n);
-}
-
 struct bit {
 	const char *name;
 	unsigned bit;
@@ -351,18 +311,18 @@ struct bit {
 static void flags(struct sink *s, const char *id, unsigned size,
 		  const struct bit *bits, size_t n)
 {
-	put(s, "  <flags");
-	attr(s, "id", id);
-	attr_u(s, "size", size);
-	put(s, ">\n");
+	rsp_xml_put(s, "  <flags");
+	rsp_xml_attr(s, "id", id);
+	rsp_xml_attr_u(s, "size", size);
+	rsp_xml_put(s, ">\n");
 	for (size_t i = 0; i < n; i++) {
-		put(s, "    <field");
-		attr(s, "name", bits[i].name);
-		attr_u(s, "start", bits[i].bit);
-		attr_u(s, "end", bits[i].bit);
-		put(s, "/>\n");
+		rsp_xml_put(s, "    <field");
+		rsp_xml_attr(s, "name", bits[i].name);
+		rsp_xml_attr_u(s, "start", bits[i].bit);
+		rsp_xml_attr_u(s, "end", bits[i].bit);
+		rsp_xml_put(s, "/>\n");
 	}
-	put(s, "  </flags>\n");
+	rsp_xml_put(s, "  </flags>\n");
 }
 
 #define FLAGS(s, id, size, bits) \
@@ -414,20 +374,20 @@ static void vec128(struct sink *s)
 	};
 
 	for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
-		put(s, "  <vector");
-		attr(s, "id", vectors[i][0]);
-		attr(s, "type", vectors[i][1]);
-		attr(s, "count", vectors[i][2]);
-		put(s, "/>\n");
+		rsp_xml_put(s, "  <vector");
+		rsp_xml_attr(s, "id", vectors[i][0]);
+		rsp_xml_attr(s, "type", vectors[i][1]);
+		rsp_xml_attr(s, "count", vectors[i][2]);
+		rsp_xml_put(s, "/>\n");
 	}
-	put(s, "  <union id=\"vec128\">\n");
+	rsp_xml_put(s, "  <union id=\"vec128\">\n");
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		put(s, "    <field");
-		attr(s, "name", fields[i][0]);
-		attr(s, "type", fields[i][1]);
-		put(s, "/>\n");
+		rsp_xml_put(s, "    <field");
+		rsp_xml_attr(s, "name", fields[i][0]);
+		rsp_xml_attr(s, "type", fields[i][1]);
+		rsp_xml_put(s, "/>\n");
 	}
-	put(s, "  </union>\n");
+	rsp_xml_put(s, "  </union>\n");
 }
 
 static void types(struct sink *s, enum rsp_reg_feature feature)
@@ -454,14 +414,14 @@ size_t rsp_tdesc_write(char *buf, size_t cap)
 {
 	struct sink s = { buf, cap, 0 };
 
-	put(&s, "<?xml version=\"1.0\"?>\n"
+	rsp_xml_put(&s, "<?xml version=\"1.0\"?>\n"
 		"<!DOCTYPE target SYSTEM \"gdb-target.dtd\">\n"
 		"<target version=\"1.0\">\n"
 		"<architecture>i386:x86-64</architecture>\n");
 	for (unsigned feat = 0; feat < RSP_FEATURE__COUNT; feat++) {
-		put(&s, "<feature");
-		attr(&s, "name", rsp_feature_names[feat]);
-		put(&s, ">\n");
+		rsp_xml_put(&s, "<feature");
+		rsp_xml_attr(&s, "name", rsp_feature_names[feat]);
+		rsp_xml_put(&s, ">\n");
 		types(&s, (enum rsp_reg_feature)feat);
 		for (unsigned i = 0; i < RSP_AMD64_NREGS; i++) {
 			const struct rsp_reg *r = &rsp_amd64_regs[i];
@@ -470,19 +430,17 @@ size_t rsp_tdesc_write(char *buf, size_t cap)
 				continue;
 			/* An explicit regnum on every register: the remote
 			 * numbering never depends on feature order. */
-			put(&s, "  <reg");
-			attr(&s, "name", r->name);
-			attr_u(&s, "bitsize", r->bitsize);
-			attr(&s, "type", r->type);
-			attr_u(&s, "regnum", r->regno);
+			rsp_xml_put(&s, "  <reg");
+			rsp_xml_attr(&s, "name", r->name);
+			rsp_xml_attr_u(&s, "bitsize", r->bitsize);
+			rsp_xml_attr(&s, "type", r->type);
+			rsp_xml_attr_u(&s, "regnum", r->regno);
 			if (r->group)
-				attr(&s, "group", r->group);
-			put(&s, "/>\n");
+				rsp_xml_attr(&s, "group", r->group);
+			rsp_xml_put(&s, "/>\n");
 		}
-		put(&s, "</feature>\n");
+		rsp_xml_put(&s, "</feature>\n");
 	}
-	put(&s, "</target>\n");
-	if (cap > 0)
-		buf[s.len < cap ? s.len : cap - 1] = '\0';
-	return s.len;
+	rsp_xml_put(&s, "</target>\n");
+	return rsp_xml_end(&s);
 }

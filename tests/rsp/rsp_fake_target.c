@@ -23,6 +23,8 @@ static uint8_t memory[FAKE_SIZE];
 static struct rsp_amd64_regfile regs;
 static char tdesc[16384];
 static size_t tdesc_len;
+static char threads[512];
+static size_t threads_len;
 static bool noack;
 
 static void put(const uint8_t *p, size_t n)
@@ -76,8 +78,8 @@ static bool serve(const struct rsp_command *c, struct rsp_reply *r)
 	case RSP_CMD_QSUPPORTED:
 		rsp_reply_str(r, "PacketSize=");
 		rsp_reply_hex_u64(r, PACKET_SIZE);
-		rsp_reply_str(r, ";qXfer:features:read+;QStartNoAckMode+;"
-				 "vContSupported+");
+		rsp_reply_str(r, ";qXfer:features:read+;qXfer:threads:read+;"
+				 "QStartNoAckMode+;vContSupported+");
 		break;
 	case RSP_CMD_START_NOACK:
 		rsp_reply_ok(r);
@@ -137,6 +139,11 @@ static bool serve(const struct rsp_command *c, struct rsp_reply *r)
 		rsp_reply_ok(r);
 		break;
 	case RSP_CMD_QXFER_READ:
+		if (c->u.xfer.object == RSP_XFER_THREADS) {
+			rsp_reply_xfer(r, threads, threads_len, c->u.xfer.offset,
+				       c->u.xfer.length);
+			break;
+		}
 		if (c->u.xfer.object != RSP_XFER_FEATURES ||
 		    c->u.xfer.annex_len != 10 ||
 		    memcmp(c->u.xfer.annex, "target.xml", 10) != 0) {
@@ -209,6 +216,15 @@ int main(void)
 	regs.cr4 = 0x3506f0;
 	regs.efer = 0xd01;
 	regs.kernel_gs_base = 0xffff88807fc00000ull;
+	static const struct rsp_thread_info vcpu = {
+		.id = { .tid = 1 }, .core = 0, .name = "vcpu<0>",
+		.extra = "paused & \"well\"",
+	};
+
+	threads_len = rsp_threads_xml_write(threads, sizeof(threads), &vcpu, 1,
+					    false);
+	if (threads_len >= sizeof(threads))
+		return 2;
 	tdesc_len = rsp_tdesc_write(tdesc, sizeof(tdesc));
 	if (tdesc_len >= sizeof(tdesc))
 		return 2;

@@ -49,6 +49,7 @@ def test_gdb_session(build_dir):
         "echo @xmm1\\n", "p/x $xmm1.v2_int64[0]",
         "stepi",
         "echo @pc\\n", "p/x $pc",
+        "info threads",
         "info registers",
         "detach")
     assert "@regs" in out, out + log
@@ -72,12 +73,15 @@ def test_gdb_session(build_dir):
     # info registers after flushregs fetched everything with g.
     assert re.search(r"^kernel_gs_base\s+0xffff88807fc00000", out, re.M), out
     assert re.search(r"^efer\s+0xd01\s+\[ SCE LME LMA NXE \]", out, re.M), out
+    # qXfer:threads: the name and the extra text, XML-escaped by rsp.
+    assert 'Thread 1 "vcpu<0>" (paused & "well")' in out, out
     assert "[Inferior 1 (Remote target) detached]" in out, out
 
     # The protocol paths taken: no-ack mode, target.xml over several
     # qXfer chunks, binary X with escapes, register writes, vCont step.
     assert "Sending packet: $QStartNoAckMode" in log, log
     assert re.search(r"qXfer:features:read:target.xml:1000,", log), log
+    assert "Sending packet: $qXfer:threads:read::0," in log, log
     assert "Packet received: l" in log, log
     assert re.search(r"Sending packet: \$X[0-9a-f]+,8:", log), log
     assert re.search(r"Sending packet: \$P0=4200000000000000#", log), log

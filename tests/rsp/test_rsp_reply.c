@@ -444,6 +444,39 @@ static void tdesc(void **state)
 	assert_int_equal(rsp_tdesc_write(NULL, 0), n);
 }
 
+static void threads_xml(void **state)
+{
+	static const char want[] =
+		"<?xml version=\"1.0\"?>\n<threads>\n"
+		"  <thread id=\"p1.1\" core=\"0\" name=\"vcpu0\"/>\n"
+		"  <thread id=\"p1.2\" core=\"17\" name=\"a&lt;&amp;&gt;&quot;&apos;\">"
+		"halted &lt;hlt&gt;</thread>\n"
+		"  <thread id=\"p1.3\"/>\n"
+		"</threads>\n";
+	const struct rsp_thread_info t[] = {
+		{ .id = { true, 1, 1 }, .core = 0, .name = "vcpu0" },
+		{ .id = { true, 1, 2 }, .core = 17, .name = "a<&>\"'",
+		  .extra = "halted <hlt>" },
+		{ .id = { false, 0, 3 }, .core = -1 },
+	};
+	char buf[512], small[20];
+
+	assert_int_equal(rsp_threads_xml_write(buf, sizeof(buf), t, 3, true),
+			 sizeof(want) - 1);
+	assert_string_equal(buf, want);
+	/* Truncation: snprintf-like. */
+	assert_int_equal(rsp_threads_xml_write(small, sizeof(small), t, 3, true),
+			 sizeof(want) - 1);
+	assert_int_equal(strlen(small), sizeof(small) - 1);
+	assert_memory_equal(small, want, sizeof(small) - 1);
+	/* Not multiprocess: bare thread numbers. */
+	assert_true(rsp_threads_xml_write(buf, sizeof(buf), t, 1, false) <
+		    sizeof(buf));
+	assert_non_null(strstr(buf, "<thread id=\"1\" core=\"0\""));
+	assert_int_equal(rsp_threads_xml_write(buf, sizeof(buf), t, 0, false),
+			 strlen("<?xml version=\"1.0\"?>\n<threads>\n</threads>\n"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -459,6 +492,7 @@ int main(void)
 		cmocka_unit_test_setup(p_write, setup),
 		cmocka_unit_test_setup(expedite, setup),
 		cmocka_unit_test_setup(tdesc, setup),
+		cmocka_unit_test_setup(threads_xml, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
