@@ -21,4 +21,12 @@ int vmi_xen_open(uint32_t domid, struct vmi_driver **out);
 /* Resolve a domain name through xenstore (/local/domain/N/name). */
 int vmi_xen_domid_by_name(const char *name, uint32_t *domid);
 
+struct vmi_xen_domain {
+	uint32_t domid;
+	char name[64];
+};
+
+/* The domains xenstore lists, up to max; returns how many were written. */
+int vmi_xen_list_domains(struct vmi_xen_domain *out, unsigned max);
+
 #endif

@@ -642,3 +642,35 @@ vmi_xen_domid_by_name(const char *name, uint32_t *domid)
 	xs_close(xs);
 	return r;
 }
+
+int
+vmi_xen_list_domains(struct vmi_xen_domain *out, unsigned max)
+{
+	struct xs_handle *xs = xs_open(XS_OPEN_READONLY);
+	unsigned num = 0, n = 0;
+	char **ids;
+
+	if (xs == NULL)
+		return errno ? -errno : -EIO;
+	ids = xs_directory(xs, XBT_NULL, "/local/domain", &num);
+	if (ids == NULL) {
+		xs_close(xs);
+		return errno ? -errno : -EIO;
+	}
+	for (unsigned i = 0; i < num && n < max; i++) {
+		char path[64];
+		unsigned len = 0;
+		char *val;
+
+		snprintf(path, sizeof(path), "/local/domain/%s/name", ids[i]);
+		val = xs_read(xs, XBT_NULL, path, &len);
+		out[n].domid = (uint32_t)strtoul(ids[i], NULL, 10);
+		snprintf(out[n].name, sizeof(out[n].name), "%s",
+		    val != NULL ? val : "");
+		free(val);
+		n++;
+	}
+	free(ids);
+	xs_close(xs);
+	return (int)n;
+}
