@@ -1,0 +1,196 @@
+/*
+ * stub.h - vmistub, the GDB server: the shared state of stub/.
+ *
+ * One struct stub per process, created in main and handed to every
+ * callback. Watchers live inside the struct they serve (STYLE.md). The
+ * target side (attach, registers, memory, execution control) works on the
+ * vmi session; the connection side feeds bytes to the rsp decoder and
+ * dispatches packets through one command table (stub/commands.c).
+ *
+ * Threads are vCPUs: gdb thread id = vCPU + 1 (DESIGN.md).
+ */
+#ifndef STUB_H
+#define STUB_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rsp.h"
+#include "vmi.h"
+
+/* Advertised as PacketSize: gdb then reads 32 KiB per m packet. */
+#define STUB_PACKET_SIZE 0x10000u
+#define STUB_MAX_BPS 512
+/* DR0-2 serve gdb's Z1-Z4; DR3 is the stub's own: it parks a vCPU that
+ * gdb leaves stopped while another one runs (stub/exec.c). */
+#define STUB_GDB_SLOTS 3
+#define STUB_PARK_SLOT 3
+
+enum stub_log_level {
+	STUB_LOG_ERROR, STUB_LOG_WARN, STUB_LOG_INFO, STUB_LOG_DEBUG,
+};
+
+extern enum stub_log_level stub_log_level;
+void stub_log(enum stub_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#define log_error(...) stub_log(STUB_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) stub_log(STUB_LOG_WARN, __VA_ARGS__)
+#define log_info(...) stub_log(STUB_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) stub_log(STUB_LOG_DEBUG, __VA_ARGS__)
+int stub_log_level_parse(const char *name);
+
+struct stub_opts {
+	const char *listen;      /* HOST:PORT */
+	const char *unix_path;   /* or a unix socket */
+	const char *domain;      /* id or name; NULL: extended-remote only */
+};
+
+enum stub_action {
+	STUB_ACT_STOP,           /* stays stopped (vCont t, or no action) */
+	STUB_ACT_CONT,
+	STUB_ACT_STEP,
+	STUB_ACT_RANGE,          /* vCont;r: step while start <= rip < end */
+};
+
+/* A stop a vCPU owes gdb: reported at once when it happens while the
+ * target runs, else queued until gdb resumes that vCPU (all-stop reports
+ * one event at a time, none lost). */
+struct stub_stop {
+	bool valid;
+	uint8_t signo;
+	enum rsp_stop_reason reason;
+	uint64_t addr;           /* watch address */
+};
+
+struct stub_vcpu {
+	enum stub_action act;
+	uint64_t range_start, range_end;
+	bool regs_valid;
+	struct vmi_regs regs;    /* cached while the target is stopped */
+	bool parked;             /* DR3 armed at its RIP to hold it */
+	struct stub_stop stop;
+};
+
+struct stub_bp {
+	bool used;
+	enum rsp_bp_type type;
+	uint64_t addr;           /* as gdb gave it */
+	uint64_t gpa;            /* Z0: the patched frame byte */
+	unsigned len;
+	int slot;                /* Z1-Z4: DR slot */
+};
+
+struct stub_conn {
+	struct stub *s;
+	int fd;
+	ev_io rio, wio;
+	struct rsp_decoder dec;
+	struct rsp_reply reply;
+	uint8_t *dbuf, *rbuf;
+	uint8_t *out;            /* framed bytes not yet written */
+	size_t out_len, out_off, out_cap;
+	bool noack_next;         /* turn no-ack on after this reply */
+	bool dead;               /* closed from inside its own callback */
+	uint32_t features;       /* RSP_GF_* gdb named in qSupported */
+	uint64_t packets;
+};
+
+/* A second gdb: told why, then closed. */
+struct stub_refusal {
+	struct stub *s;
+	int fd;
+	ev_io rio;
+	ev_timer timer;
+};
+
+struct stub_stats {
+	uint64_t events, stops, reinjected, steps, parks;
+};
+
+struct stub {
+	struct ev_loop *loop;
+	const struct stub_opts *opts;
+	int lfd;
+	ev_io lio;
+	ev_signal sigint_w, sigterm_w;
+	ev_timer timer;          /* vmi housekeeping (domain alive?) */
+	ev_io event_w;           /* the driver's event fd */
+	ev_idle reap;            /* frees a connection marked dead */
+	struct stub_conn *conn;
+	struct stub_refusal *refusal;
+
+	/* The target. */
+	struct vmi *v;
+	uint32_t domid;
+	unsigned nvcpus;
+	struct stub_vcpu *vcpus;
+	bool running;            /* gdb resumed it; a stop reply is owed */
+	bool extended;           /* "!" seen */
+	bool phys;               /* monitor phys on: addresses are physical */
+	bool gone;               /* the domain died under us */
+	int gone_reason;
+	unsigned gvcpu;          /* Hg thread */
+	int last_stop_vcpu;
+	struct stub_stop last_stop;   /* for "?" */
+	struct stub_bp bps[STUB_MAX_BPS];
+	char *tdesc;
+	size_t tdesc_len;
+	struct stub_stats stats;
+	bool quit;
+	int exit_code;
+};
+
+/* A handler's return for "the reply comes later" (a stop reply). */
+#define STUB_REPLY_LATER 1
+
+/* main.c */
+int stub_resolve_domain(const char *spec, uint32_t *domid);
+
+/* server.c */
+int stub_server_open(struct stub *s);
+void stub_server_close(struct stub *s);
+void stub_conn_send(struct stub_conn *c);
+void stub_conn_close(struct stub_conn *c);
+void stub_send_console(struct stub *s, const char *text);
+void stub_quit(struct stub *s, int code);
+
+/* commands.c */
+void stub_dispatch(struct stub_conn *c, const uint8_t *pkt, size_t len);
+void stub_reply_errno(struct rsp_reply *r, int err);
+
+/* target.c */
+int stub_attach(struct stub *s, uint32_t domid);
+void stub_detach(struct stub *s);
+int stub_regs(struct stub *s, unsigned vcpu, struct vmi_regs **out);
+int stub_regs_write(struct stub *s, unsigned vcpu, const struct vmi_regs *r);
+void stub_regs_forget(struct stub *s);
+void stub_regfile_from(struct rsp_amd64_regfile *f, const struct vmi_regs *r);
+void stub_regfile_to(struct vmi_regs *r, const struct rsp_amd64_regfile *f);
+int stub_mem_read(struct stub *s, uint64_t addr, void *buf, size_t len,
+    size_t *done);
+int stub_mem_write(struct stub *s, uint64_t addr, const void *buf,
+    size_t len);
+int stub_translate(struct stub *s, unsigned vcpu, uint64_t va, uint64_t *gpa);
+void stub_stop_reply(struct stub *s, unsigned vcpu, const struct stub_stop *st,
+    struct rsp_reply *r);
+void stub_exit_reply(struct stub *s, struct rsp_reply *r);
+
+/* exec.c */
+extern const struct vmi_handler stub_handler_template;
+int stub_bp_insert(struct stub *s, const struct rsp_command *c);
+int stub_bp_remove(struct stub *s, const struct rsp_command *c);
+int stub_resume(struct stub *s, const struct rsp_vcont_action *acts,
+    size_t n);
+int stub_interrupt(struct stub *s);
+void stub_on_events(struct stub *s);
+int stub_hw_slots_free(const struct stub *s);
+
+/* monitor.c */
+int stub_monitor(struct stub *s, const char *cmd, struct rsp_reply *r);
+/* qXfer:osdata document for annex ("" or "processes"): its length. */
+int stub_osdata(struct stub *s, const char *annex, size_t annex_len,
+    char *buf, size_t cap);
+
+#endif

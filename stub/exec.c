@@ -1,0 +1,557 @@
+/*
+ * exec.c - execution control: breakpoints, all-stop resume and stop,
+ * and the built-in VMI handler that turns events into stop replies.
+ *
+ * All-stop (GDB manual, "Stop Reply Packets"): while gdb thinks the target
+ * is stopped the stub holds one pause of the domain. A vCPU that raised
+ * one of the stub's events is also held by that event, unanswered
+ * (VMI_HOLD), so it can later be resumed alone.
+ *
+ * Xen has no per-vCPU pause for a toolstack (XEN-LAB.md). A vCPU that gdb
+ * leaves stopped while another runs (vCont;s:1 to step over a breakpoint)
+ * and that holds no event is parked: DR3 is armed as an execution
+ * breakpoint at its RIP. An instruction breakpoint is a fault (SDM vol. 3B
+ * 17.3.1.1), so the vCPU traps before executing anything there and is held
+ * by that event until gdb resumes it. Only one vCPU at a time runs through
+ * code whose breakpoint gdb removed, and none passes it unnoticed.
+ *
+ * Events that arrive while the target is stopped (several vCPUs hit at
+ * once) are held and queued per vCPU; each is reported when gdb resumes
+ * that vCPU, one at a time, none lost.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "stub.h"
+
+static int on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
+    struct vmi_response *rsp);
+
+const struct vmi_handler stub_handler_template = {
+	.handle_event = on_event,
+};
+
+/* ---- breakpoints ------------------------------------------------------------- */
+
+static struct stub_bp *
+bp_find(struct stub *s, enum rsp_bp_type type, uint64_t addr)
+{
+	for (unsigned i = 0; i < STUB_MAX_BPS; i++)
+		if (s->bps[i].used && s->bps[i].type == type &&
+		    s->bps[i].addr == addr)
+			return &s->bps[i];
+	return NULL;
+}
+
+static struct stub_bp *
+bp_by_slot(struct stub *s, int slot)
+{
+	for (unsigned i = 0; i < STUB_MAX_BPS; i++)
+		if (s->bps[i].used && s->bps[i].type != RSP_BP_SOFTWARE &&
+		    s->bps[i].slot == slot)
+			return &s->bps[i];
+	return NULL;
+}
+
+/* gdb's slots are taken in the order 1, 2, 0: guests that debug
+ * themselves usually start with DR0 (the tiny guest's self-test does). */
+static int
+free_slot(struct stub *s)
+{
+	static const int order[STUB_GDB_SLOTS] = { 1, 2, 0 };
+
+	for (unsigned i = 0; i < STUB_GDB_SLOTS; i++)
+		if (bp_by_slot(s, order[i]) == NULL)
+			return order[i];
+	return -ENOSPC;
+}
+
+int
+stub_hw_slots_free(const struct stub *s)
+{
+	int n = 0;
+
+	for (int slot = 0; slot < STUB_GDB_SLOTS; slot++)
+		if (bp_by_slot((struct stub *)s, slot) == NULL)
+			n++;
+	return n;
+}
+
+static int
+hw_kind(enum rsp_bp_type t, enum vmi_hw_kind *k)
+{
+	switch (t) {
+	case RSP_BP_HARDWARE:
+		*k = VMI_HW_EXEC;
+		return 0;
+	case RSP_BP_WRITE_WATCH:
+		*k = VMI_HW_WRITE;
+		return 0;
+	case RSP_BP_READ_WATCH:   /* x86 has no read-only data breakpoint */
+	case RSP_BP_ACCESS_WATCH:
+		*k = VMI_HW_RW;
+		return 0;
+	case RSP_BP_SOFTWARE:
+		break;
+	}
+	return -EINVAL;
+}
+
+static int
+hw_arm(struct stub *s, struct stub_bp *b, bool on)
+{
+	enum vmi_hw_kind k;
+	int r = hw_kind(b->type, &k);
+
+	for (unsigned i = 0; i < s->nvcpus && r == 0; i++) {
+		r = on ? vmi_hwbreak_set(s->v, i, (unsigned)b->slot, b->addr, k,
+		    b->len) : vmi_hwbreak_clear(s->v, i, (unsigned)b->slot);
+		if (r == -ENOENT && !on)
+			r = 0;
+	}
+	if (r != 0 && on)
+		for (unsigned i = 0; i < s->nvcpus; i++)
+			vmi_hwbreak_clear(s->v, i, (unsigned)b->slot);
+	return r;
+}
+
+int
+stub_bp_insert(struct stub *s, const struct rsp_command *c)
+{
+	enum rsp_bp_type type = c->u.bp.type;
+	uint64_t addr = c->u.bp.addr;
+	struct stub_bp *b = bp_find(s, type, addr);
+	int r = 0;
+
+	if (b != NULL)
+		return 0;   /* gdb may insert twice (manual: "idempotent") */
+	for (unsigned i = 0; i < STUB_MAX_BPS && b == NULL; i++)
+		if (!s->bps[i].used)
+			b = &s->bps[i];
+	if (b == NULL)
+		return -ENOSPC;
+	*b = (struct stub_bp){ .type = type, .addr = addr,
+	    .len = (unsigned)c->u.bp.kind, .slot = -1 };
+	if (type == RSP_BP_SOFTWARE) {
+		if (!vmi_has(s->v, VMI_CAP_SWBREAK))
+			return -EOPNOTSUPP;
+		if (s->phys)
+			b->gpa = addr;
+		else
+			r = stub_translate(s, s->gvcpu, addr, &b->gpa);
+		if (r == 0)
+			r = vmi_monitor(s->v, VMI_MON_SWBREAK, true);
+		if (r == 0)
+			r = vmi_patch(s->v, b->gpa, "\xcc", 1);
+	} else {
+		if (!vmi_has(s->v, type == RSP_BP_HARDWARE ? VMI_CAP_HWBREAK :
+		    VMI_CAP_WATCH))
+			return -EOPNOTSUPP;
+		if (type == RSP_BP_HARDWARE)
+			b->len = 1;
+		r = free_slot(s);
+		if (r >= 0) {
+			b->slot = r;
+			r = hw_arm(s, b, true);
+		}
+	}
+	if (r == 0) {
+		b->used = true;
+		log_debug("breakpoint type %d at %#llx inserted", type,
+		    (unsigned long long)addr);
+	}
+	return r;
+}
+
+int
+stub_bp_remove(struct stub *s, const struct rsp_command *c)
+{
+	struct stub_bp *b = bp_find(s, c->u.bp.type, c->u.bp.addr);
+	int r;
+
+	if (b == NULL)
+		return 0;   /* already gone: the manual asks for idempotence */
+	if (b->type == RSP_BP_SOFTWARE)
+		r = vmi_unpatch(s->v, b->gpa);
+	else
+		r = hw_arm(s, b, false);
+	if (r == -ENOENT)
+		r = 0;
+	if (r == 0)
+		b->used = false;
+	return r;
+}
+
+/* ---- stops ------------------------------------------------------------------ */
+
+static void
+report(struct stub *s, unsigned vcpu)
+{
+	struct stub_conn *c = s->conn;
+	struct stub_vcpu *vc = &s->vcpus[vcpu];
+
+	s->stats.stops++;
+	if (c != NULL && !c->dead) {
+		rsp_reply_reset(&c->reply);
+		stub_stop_reply(s, vcpu, &vc->stop, &c->reply);
+		stub_conn_send(c);
+	}
+	vc->stop.valid = false;
+}
+
+/* The first stop while running stops everything (all-stop). */
+static void
+all_stop(struct stub *s, unsigned vcpu)
+{
+	int r = vmi_pause(s->v);
+
+	if (r < 0)
+		log_error("pause domain %u: %s", s->domid, strerror(-r));
+	s->running = false;
+	stub_regs_forget(s);
+	report(s, vcpu);
+}
+
+static bool
+sw_patched(struct stub *s, const struct vmi_event *ev)
+{
+	struct vmi_as as;
+	struct vmi_xlate x;
+	uint8_t b;
+
+	return vmi_event_as(ev, &as) == 0 &&
+	    vmi_translate(s->v, &as, ev->regs.rip, &x) == 0 &&
+	    vmi_patched_original(s->v, x.gpa, &b) == 0;
+}
+
+/* What gdb is told about one of the stub's events, or false when there is
+ * nothing to tell (a breakpoint removed since the vCPU hit it). */
+static bool
+classify_stop(struct stub *s, const struct vmi_event *ev,
+    struct stub_stop *st)
+{
+	struct stub_bp *b;
+
+	*st = (struct stub_stop){ .valid = true, .signo = 5 };
+	switch (ev->kind) {
+	case VMI_EVENT_SWBREAK:
+		st->reason = RSP_STOP_SWBREAK;
+		return sw_patched(s, ev);
+	case VMI_EVENT_SINGLESTEP:
+		return true;
+	case VMI_EVENT_DEBUG:
+		if (ev->u.debug.cause == VMI_DEBUG_STEP)
+			return true;
+		b = bp_by_slot(s, ev->u.debug.slot);
+		if (b == NULL)
+			return false;
+		switch (b->type) {
+		case RSP_BP_HARDWARE:
+			st->reason = RSP_STOP_HWBREAK;
+			break;
+		case RSP_BP_WRITE_WATCH:
+			st->reason = RSP_STOP_WATCH;
+			break;
+		case RSP_BP_READ_WATCH:
+			st->reason = RSP_STOP_RWATCH;
+			break;
+		default:
+			st->reason = RSP_STOP_AWATCH;
+			break;
+		}
+		st->addr = b->addr;
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool
+in_range(const struct stub_vcpu *vc, uint64_t rip)
+{
+	return vc->act == STUB_ACT_RANGE && rip >= vc->range_start &&
+	    rip < vc->range_end;
+}
+
+static int
+on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
+    struct vmi_response *rsp)
+{
+	struct stub *s = ctx;
+	struct stub_vcpu *vc;
+	struct stub_stop st;
+	int ours;
+
+	s->stats.events++;
+	if (rsp == NULL) {
+		if (ev->kind == VMI_EVENT_DOMAIN_SHUTDOWN) {
+			s->gone_reason = ev->u.shutdown.reason;
+		} else if (ev->kind == VMI_EVENT_DOMAIN_GONE) {
+			if (!s->gone)
+				log_info("domain %u is gone", s->domid);
+			s->gone = true;
+		}
+		return 0;
+	}
+	vc = &s->vcpus[ev->vcpu];
+	if (ev->kind == VMI_EVENT_DEBUG && vc->parked &&
+	    ev->u.debug.cause == VMI_DEBUG_HWBREAK &&
+	    ev->u.debug.slot == STUB_PARK_SLOT)
+		return VMI_HOLD;    /* parked: held until gdb resumes it */
+	ours = vmi_event_ours(v, ev);
+	if (ours <= 0) {
+		if ((ev->kind == VMI_EVENT_SWBREAK ||
+		    ev->kind == VMI_EVENT_DEBUG) && vmi_has(v, VMI_CAP_REINJECT)) {
+			rsp->flags |= VMI_RSP_REINJECT;
+			s->stats.reinjected++;
+		}
+		return VMI_RESUME;
+	}
+	if (!s->running) {
+		/* Judged when gdb resumes this vCPU: by then gdb has put its
+		 * breakpoints back, and a hit on one it removed for good is
+		 * dropped (stub_resume). */
+		classify_stop(s, ev, &vc->stop);
+		vc->stop.valid = true;
+		return VMI_HOLD;
+	}
+	if (!classify_stop(s, ev, &st)) {
+		/* Not a stop (a breakpoint gdb removed): re-execute. */
+		if (vmi_stepping(v, ev->vcpu) && vc->act == STUB_ACT_CONT)
+			vmi_response_step(v, ev, rsp, false);
+		return VMI_RESUME;
+	}
+	if (st.reason == RSP_STOP_NONE && (ev->kind == VMI_EVENT_DEBUG ||
+	    ev->kind == VMI_EVENT_SINGLESTEP)) {
+		if (in_range(vc, ev->regs.rip)) {
+			s->stats.steps++;
+			vmi_response_step(v, ev, rsp, true);
+			return VMI_RESUME;
+		}
+		if (vc->act == STUB_ACT_CONT) {
+			/* A step asked for before gdb changed its mind. */
+			vmi_response_step(v, ev, rsp, false);
+			return VMI_RESUME;
+		}
+	}
+	vc->stop = st;
+	all_stop(s, ev->vcpu);
+	return VMI_HOLD;
+}
+
+void
+stub_on_events(struct stub *s)
+{
+	int r;
+
+	if (s->v == NULL)
+		return;
+	if (!s->gone) {
+		r = vmi_dispatch(s->v);
+		if (r < 0 && r != -ESRCH)
+			log_warn("events: %s", strerror(-r));
+	}
+	if (!s->gone && vmi_domain_state(s->v) == VMI_DOM_GONE)
+		s->gone = true;
+	if (s->gone) {
+		bool tell = s->running;
+
+		stub_detach(s);
+		if (tell && s->conn != NULL) {
+			rsp_reply_reset(&s->conn->reply);
+			stub_exit_reply(s, &s->conn->reply);
+			stub_conn_send(s->conn);
+		}
+	}
+}
+
+/* ---- resume ------------------------------------------------------------------ */
+
+static bool
+matches(const struct rsp_vcont_action *a, unsigned vcpu)
+{
+	if (!a->has_thread)
+		return true;
+	return a->thread.tid == RSP_ID_ALL || a->thread.tid == RSP_ID_ANY ||
+	    a->thread.tid == (int64_t)vcpu + 1;
+}
+
+static void
+assign(struct stub *s, const struct rsp_vcont_action *acts, size_t n)
+{
+	for (unsigned i = 0; i < s->nvcpus; i++) {
+		struct stub_vcpu *vc = &s->vcpus[i];
+
+		vc->act = STUB_ACT_STOP;
+		/* The leftmost action that matches the thread applies. */
+		for (size_t k = 0; k < n; k++) {
+			if (!matches(&acts[k], i))
+				continue;
+			switch (acts[k].op) {
+			case RSP_VCONT_CONTINUE:
+			case RSP_VCONT_CONTINUE_SIG:
+				vc->act = STUB_ACT_CONT;
+				break;
+			case RSP_VCONT_STEP:
+			case RSP_VCONT_STEP_SIG:
+				vc->act = STUB_ACT_STEP;
+				break;
+			case RSP_VCONT_RANGE:
+				vc->act = STUB_ACT_RANGE;
+				vc->range_start = acts[k].start;
+				vc->range_end = acts[k].end;
+				break;
+			case RSP_VCONT_STOP:
+				vc->act = STUB_ACT_STOP;
+				break;
+			}
+			break;
+		}
+	}
+}
+
+/* A queued stop still stands if the breakpoint or watchpoint that caused
+ * it is still there (gdb re-inserts before resuming). */
+static bool
+still_stands(struct stub *s, unsigned vcpu)
+{
+	const struct vmi_event *ev = vmi_pending(s->v, vcpu);
+	struct stub_stop st;
+
+	if (ev == NULL)
+		return false;
+	return classify_stop(s, ev, &st);
+}
+
+static int
+park(struct stub *s, unsigned i)
+{
+	struct vmi_regs *regs;
+	int r = stub_regs(s, i, &regs);
+
+	if (r == 0)
+		r = vmi_hwbreak_set(s->v, i, STUB_PARK_SLOT, regs->g.rip,
+		    VMI_HW_EXEC, 1);
+	if (r == 0) {
+		s->vcpus[i].parked = true;
+		s->stats.parks++;
+	} else {
+		log_warn("cannot hold vCPU %u while others run: %s", i,
+		    strerror(-r));
+	}
+	return r;
+}
+
+static int
+release(struct stub *s, unsigned i)
+{
+	struct stub_vcpu *vc = &s->vcpus[i];
+	const struct vmi_event *ev;
+	struct vmi_response rsp;
+	bool step = vc->act == STUB_ACT_STEP || vc->act == STUB_ACT_RANGE;
+	int r = 0;
+
+	if (vc->parked) {
+		r = vmi_hwbreak_clear(s->v, i, STUB_PARK_SLOT);
+		if (r == -ENOENT)
+			r = 0;
+		vc->parked = false;
+	}
+	ev = vmi_pending(s->v, i);
+	if (ev != NULL) {
+		vmi_response_init(&rsp, ev);
+		if (step || vmi_stepping(s->v, i))
+			r = vmi_response_step(s->v, ev, &rsp, step);
+		if (r == 0)
+			r = vmi_respond(s->v, i, &rsp);
+	} else if (step || vmi_stepping(s->v, i)) {
+		r = vmi_step_arm(s->v, i, step);
+	}
+	return r;
+}
+
+/* Returns STUB_REPLY_LATER when the reply is a stop reply to send later, 0 when
+ * one was written now (a queued stop, or the domain gone). */
+int
+stub_resume(struct stub *s, const struct rsp_vcont_action *acts, size_t n)
+{
+	struct rsp_reply *out = &s->conn->reply;
+	int r = 0;
+
+	if (s->v == NULL) {
+		if (!s->gone)
+			return -ESRCH;
+		stub_exit_reply(s, out);
+		return 0;
+	}
+	if (s->running)
+		return -EBUSY;
+	/* Events still in the ring join the queue first. */
+	vmi_dispatch(s->v);
+	if (s->gone) {
+		stub_detach(s);
+		stub_exit_reply(s, out);
+		return 0;
+	}
+	assign(s, acts, n);
+	for (unsigned i = 0; i < s->nvcpus; i++) {
+		struct stub_vcpu *vc = &s->vcpus[i];
+
+		if (!vc->stop.valid || vc->act == STUB_ACT_STOP)
+			continue;
+		if (still_stands(s, i)) {
+			stub_stop_reply(s, i, &vc->stop, out);
+			vc->stop.valid = false;
+			s->stats.stops++;
+			return 0;
+		}
+		vc->stop.valid = false;
+	}
+	for (unsigned i = 0; i < s->nvcpus && r == 0; i++) {
+		struct stub_vcpu *vc = &s->vcpus[i];
+
+		if (vc->act == STUB_ACT_STOP) {
+			if (vmi_pending(s->v, i) == NULL && !vc->parked)
+				park(s, i);
+			continue;
+		}
+		r = release(s, i);
+	}
+	if (r < 0) {
+		log_error("resume: %s", strerror(-r));
+		return r;
+	}
+	stub_regs_forget(s);
+	s->running = true;
+	r = vmi_unpause(s->v);
+	if (r < 0) {
+		s->running = false;
+		return r;
+	}
+	return STUB_REPLY_LATER;
+}
+
+int
+stub_interrupt(struct stub *s)
+{
+	struct stub_stop st = { .valid = true, .signo = 2 };
+	unsigned vcpu;
+	int r;
+
+	if (s->v == NULL || !s->running)
+		return 0;
+	r = vmi_pause(s->v);
+	if (r < 0) {
+		log_error("interrupt: pause: %s", strerror(-r));
+		return r;
+	}
+	s->running = false;
+	stub_regs_forget(s);
+	vcpu = s->gvcpu < s->nvcpus ? s->gvcpu : 0;
+	if (s->conn != NULL) {
+		rsp_reply_reset(&s->conn->reply);
+		stub_stop_reply(s, vcpu, &st, &s->conn->reply);
+		stub_conn_send(s->conn);
+	}
+	return 0;
+}

@@ -1,0 +1,291 @@
+/*
+ * monitor.c - "monitor ..." commands (qRcmd, GDB manual "General Query
+ * Packets") and the osdata tables behind "info os". The answer is the
+ * command's output, hex encoded, in one reply.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stub.h"
+#include "vmi_xen.h"
+
+#define OUT_MAX 8192
+
+struct out {
+	char buf[OUT_MAX];
+	size_t len;
+};
+
+static void say(struct out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+say(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(o->buf + o->len, sizeof(o->buf) - o->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->len = o->len + (size_t)n < sizeof(o->buf) ? o->len + (size_t)n :
+		    sizeof(o->buf) - 1;
+}
+
+static int
+mon_help(struct stub *s, const char *arg, struct out *o);
+
+static int
+mon_info(struct stub *s, const char *arg, struct out *o)
+{
+	struct vmi_info info;
+	const char *why;
+	enum vmi_step_mech m;
+	int r;
+
+	if (s->v == NULL) {
+		say(o, "no domain attached\n");
+		return 0;
+	}
+	r = vmi_info(s->v, &info);
+	if (r < 0)
+		return r;
+	m = vmi_step_mechanism(s->v, &why);
+	say(o, "domain %u, %u vCPUs, driver %s, platform %s\n", s->domid,
+	    s->nvcpus, info.driver, info.platform);
+	say(o, "capabilities:");
+	for (int c = 0; c < VMI_CAP_COUNT; c++)
+		if (vmi_has(s->v, (enum vmi_cap)c))
+			say(o, " %s", vmi_cap_name((enum vmi_cap)c));
+	say(o, "\nsingle-step: %s (%s)\n", vmi_step_mech_name(m), why);
+	say(o, "software breakpoints: int3 with the guest's own int3 %s\n",
+	    vmi_has(s->v, VMI_CAP_REINJECT) ? "re-injected" : "NOT re-injected");
+	say(o, "hardware breakpoints/watchpoints: %s, %d of %d debug "
+	    "registers free (DR%d holds stopped vCPUs)\n",
+	    vmi_has(s->v, VMI_CAP_HWBREAK) ? "debug registers" : "none",
+	    stub_hw_slots_free(s), STUB_GDB_SLOTS, STUB_PARK_SLOT);
+	say(o, "memory-access watchpoints: %s\n",
+	    vmi_has(s->v, VMI_CAP_MEMACCESS) ? "available" :
+	    "not on this platform");
+	say(o, "addresses: %s\n", s->phys ? "guest physical" :
+	    "guest virtual (the selected vCPU's page tables)");
+	say(o, "events %" PRIu64 ", stops %" PRIu64 ", re-injected %" PRIu64
+	    ", range steps %" PRIu64 ", parks %" PRIu64 "\n", s->stats.events,
+	    s->stats.stops, s->stats.reinjected, s->stats.steps,
+	    s->stats.parks);
+	if (info.why[0] != '\0')
+		say(o, "probe: %s\n", info.why);
+	return 0;
+}
+
+static int
+mon_phys(struct stub *s, const char *arg, struct out *o)
+{
+	if (strcmp(arg, "on") == 0)
+		s->phys = true;
+	else if (strcmp(arg, "off") == 0)
+		s->phys = false;
+	else if (*arg != '\0')
+		return -EINVAL;
+	say(o, "physical addressing %s\n", s->phys ? "on" : "off");
+	return 0;
+}
+
+static int
+mon_translate(struct stub *s, const char *arg, struct out *o)
+{
+	unsigned long long a = 0, b = 0;
+	unsigned vcpu = s->gvcpu;
+	struct vmi_as as;
+	struct vmi_xlate x;
+	struct vmi_regs *regs;
+	int n = sscanf(arg, "%lli %lli", (long long *)&a, (long long *)&b), r;
+
+	if (n == 2) {
+		vcpu = (unsigned)a;
+		a = b;
+	} else if (n != 1) {
+		return -EINVAL;
+	}
+	r = stub_regs(s, vcpu, &regs);
+	if (r == 0)
+		r = vmi_as_from_regs(regs, &as);
+	if (r < 0)
+		return r;
+	r = vmi_translate(s->v, &as, a, &x);
+	say(o, "vCPU %u cr3 %#" PRIx64 ": %#llx -> ", vcpu, as.cr3, a);
+	if (r == 0)
+		say(o, "%#" PRIx64 " (%s page, %s%s)\n", x.gpa,
+		    x.page_size == (1ULL << 30) ? "1G" : x.page_size ==
+		    (1ULL << 21) ? "2M" : "4K", x.writable ? "rw" : "ro",
+		    x.user ? " user" : "");
+	else
+		say(o, "fails: %s at %s\n", vmi_xlate_errstr(x.err),
+		    vmi_xlate_levelstr(x.level));
+	return 0;
+}
+
+static int
+mon_cache(struct stub *s, const char *arg, struct out *o)
+{
+	struct vmi_cache_stats st;
+
+	if (strcmp(arg, "flush") == 0) {
+		vmi_cache_flush(s->v);
+		say(o, "mapping cache flushed\n");
+	} else if (*arg != '\0' && strcmp(arg, "show") != 0) {
+		return -EINVAL;
+	}
+	vmi_cache_stats(s->v, &st);
+	say(o, "mapping cache: %u of %u chunks of %u frames; hits %" PRIu64
+	    ", misses %" PRIu64 ", map calls %" PRIu64 ", evictions %" PRIu64
+	    "\n", st.chunks, st.max_chunks, st.chunk_frames, st.hits, st.misses,
+	    st.map_calls, st.evictions);
+	return 0;
+}
+
+static int
+mon_breakpoints(struct stub *s, const char *arg, struct out *o)
+{
+	static const char *const kinds[] = { "sw", "hw", "watch", "rwatch",
+	    "awatch" };
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < STUB_MAX_BPS; i++) {
+		const struct stub_bp *b = &s->bps[i];
+
+		if (!b->used)
+			continue;
+		n++;
+		say(o, "%-6s %#" PRIx64, kinds[b->type], b->addr);
+		if (b->type == RSP_BP_SOFTWARE)
+			say(o, " (int3 at gpa %#" PRIx64 ")\n", b->gpa);
+		else
+			say(o, " len %u (DR%d on every vCPU)\n", b->len, b->slot);
+	}
+	for (unsigned i = 0; i < s->nvcpus; i++)
+		if (s->vcpus[i].parked)
+			say(o, "park   vCPU %u held by DR%d\n", i, STUB_PARK_SLOT);
+	if (n == 0)
+		say(o, "no breakpoints\n");
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	bool needs_target;
+	int (*fn)(struct stub *s, const char *arg, struct out *o);
+	const char *help;
+} commands[] = {
+	{ "help", false, mon_help, "this list" },
+	{ "info", false, mon_info,
+	    "platform, capabilities and the mechanisms in use" },
+	{ "phys", true, mon_phys,
+	    "[on|off]: memory addresses are guest physical / virtual" },
+	{ "translate", true, mon_translate,
+	    "[VCPU] ADDR: walk the vCPU's page tables for ADDR" },
+	{ "cache", true, mon_cache, "[show|flush]: the guest mapping cache" },
+	{ "breakpoints", true, mon_breakpoints,
+	    "breakpoints and parked vCPUs the stub holds" },
+};
+
+static int
+mon_help(struct stub *s, const char *arg, struct out *o)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		say(o, "monitor %-12s %s\n", commands[i].name, commands[i].help);
+	return 0;
+}
+
+int
+stub_monitor(struct stub *s, const char *cmd, struct rsp_reply *r)
+{
+	struct out *o = calloc(1, sizeof(*o));
+	size_t n = strcspn(cmd, " ");
+	const char *arg = cmd + n + strspn(cmd + n, " ");
+	int ret = -ENOENT;
+
+	if (o == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strlen(commands[i].name) != n ||
+		    strncmp(commands[i].name, cmd, n) != 0)
+			continue;
+		if (commands[i].needs_target && s->v == NULL)
+			ret = -ESRCH;
+		else if (commands[i].needs_target && s->running)
+			ret = -EBUSY;
+		else
+			ret = commands[i].fn(s, arg, o);
+		break;
+	}
+	if (ret == -ENOENT)
+		say(o, "unknown monitor command '%s'; try 'monitor help'\n", cmd);
+	if (ret == -ENOENT || ret == 0)
+		rsp_reply_hex(r, o->buf, o->len);
+	free(o);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+/* ---- info os (qXfer:osdata, GDB manual "Operating System Information") ---- */
+
+static void
+cat(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+cat(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *len, cap - *len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
+}
+
+int
+stub_osdata(struct stub *s, const char *annex, size_t annex_len, char *buf,
+    size_t cap)
+{
+	struct vmi_xen_domain doms[128];
+	size_t len = 0;
+	int n;
+
+	cat(buf, cap, &len, "<?xml version=\"1.0\"?>\n"
+	    "<!DOCTYPE target SYSTEM \"osdata.dtd\">\n");
+	if (annex_len == 0) {
+		cat(buf, cap, &len, "<osdata type=\"types\">\n<item>"
+		    "<column name=\"Type\">processes</column>"
+		    "<column name=\"Description\">Listing of Xen domains "
+		    "vmistub can attach to</column>"
+		    "<column name=\"Title\">Domains</column></item>\n"
+		    "</osdata>\n");
+		return (int)len;
+	}
+	if (annex_len != 9 || memcmp(annex, "processes", 9) != 0)
+		return -ENOENT;
+	n = vmi_xen_list_domains(doms, 128);
+	if (n < 0)
+		return n;
+	cat(buf, cap, &len, "<osdata type=\"processes\">\n");
+	for (int i = 0; i < n; i++) {
+		if (doms[i].domid == 0)
+			continue;   /* dom0 runs vmistub itself */
+		cat(buf, cap, &len, "<item><column name=\"pid\">%u</column>"
+		    "<column name=\"user\">xen</column>"
+		    "<column name=\"command\">%s</column>"
+		    "<column name=\"cores\">%s</column></item>\n",
+		    doms[i].domid, doms[i].name,
+		    s->v != NULL && s->domid == doms[i].domid ? "attached" : "");
+	}
+	cat(buf, cap, &len, "</osdata>\n");
+	return (int)len;
+}
