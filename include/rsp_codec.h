@@ -28,14 +28,18 @@ enum rsp_event {
 	RSP_EV_ACK,
 	RSP_EV_NAK,
 	/* The packet arrived damaged: the checksum did not match or its two
-	 * digits were not hex.  The payload is dropped. */
+	 * digits were not hex.  The payload is dropped; reply is '-' so gdb
+	 * resends.  Checked in no-ack mode too (reply 0 there): the stub
+	 * decides what a damaged stream without acks means. */
 	RSP_EV_BAD_CHECKSUM,
 	/* The frame was intact but its content cannot be decoded: a '*' with
 	 * no character before it, a repeat count below 1, or a '}' with
 	 * nothing after it.  The payload is dropped. */
 	RSP_EV_MALFORMED,
 	/* The frame was intact but its decoded payload exceeded the packet
-	 * buffer; the excess was discarded, never written. */
+	 * buffer; the excess was discarded, never written.  Like
+	 * RSP_EV_MALFORMED: reply is '+' (a resend would be the same bytes)
+	 * and the stub answers with an error packet. */
 	RSP_EV_TOO_LONG,
 };
 

@@ -634,6 +634,8 @@ static int p_rcmd(struct cursor *c, struct rsp_command *cmd)
 	return hex_rest(c, &cmd->u.rcmd);
 }
 
+/* Named commands all begin with q, Q or v, which no single-letter command
+ * uses, so at most one row can match a packet. */
 #define LETTER(n, k, fn, fl) { n, k, true, fn, fl }
 #define NAMED(n, k, fn, fl) { n, k, false, fn, fl }
 
