@@ -113,9 +113,10 @@ int rsp_reply_reg(struct rsp_reply *r, const struct rsp_amd64_regfile *f,
 		  unsigned regno);
 /*
  * G: hex digits for registers 0, 1, ... in g order; may stop early but only
- * at a register boundary.  Written registers become available and their
- * bits are set in changed[] (may be NULL).  On error (-EINVAL) f is not
- * modified.
+ * at a register boundary.  Registers whose value differs are stored and
+ * their bits set in changed[] (may be NULL): the stub writes back only
+ * those.  Unavailable registers are left untouched (gdb sends zeros for
+ * what it could not read).  On error (-EINVAL) f is not modified.
  */
 int rsp_regfile_write_g(struct rsp_amd64_regfile *f, const uint8_t *hex,
 			size_t hexlen, uint64_t *changed);

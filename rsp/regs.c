@@ -218,27 +218,36 @@ int rsp_regfile_write_g(struct rsp_amd64_regfile *f, const uint8_t *hex,
 			size_t hexlen, uint64_t *changed)
 {
 	struct rsp_amd64_regfile tmp = *f;
+	uint64_t diff[sizeof(f->unavailable) / sizeof(f->unavailable[0])] = { 0 };
 	size_t bytes, off = 0;
-	unsigned i;
 
 	if (hexlen % 2 || hexlen / 2 > G_SIZE)
 		return -EINVAL;
 	bytes = hexlen / 2;
-	for (i = 0; i < RSP_AMD64_NREGS && off < bytes; i++) {
+	for (unsigned i = 0; i < RSP_AMD64_NREGS && off < bytes; i++) {
 		size_t size = rsp_amd64_regs[i].bitsize / 8;
-		uint8_t v[16];
+		uint8_t v[16], old[16];
 
 		if (bytes - off < size)
 			return -EINVAL;
 		if (rsp_hex_decode(v, sizeof(v), hex + 2 * off, 2 * size) < 0)
 			return -EINVAL;
-		rsp_regfile_set(&tmp, i, v, size);
 		off += size;
+		/* gdb fills registers it could not read with zeros in G
+		 * (remote.c, store_registers_using_G collects into a zeroed
+		 * buffer): those bytes are not values, leave them alone. */
+		if (!rsp_regfile_available(f, i))
+			continue;
+		rsp_regfile_get(&tmp, i, old, sizeof(old));
+		if (memcmp(old, v, size) == 0)
+			continue;
+		rsp_regfile_set(&tmp, i, v, size);
+		diff[i / 64] |= (uint64_t)1 << (i % 64);
 	}
 	*f = tmp;
 	if (changed)
-		for (unsigned j = 0; j < i; j++)
-			changed[j / 64] |= (uint64_t)1 << (j % 64);
+		for (size_t j = 0; j < sizeof(diff) / sizeof(diff[0]); j++)
+			changed[j] |= diff[j];
 	return 0;
 }
 

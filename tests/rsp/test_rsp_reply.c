@@ -304,17 +304,35 @@ static void g_write(void **state)
 	struct rsp_amd64_regfile f, g;
 	uint64_t changed[2] = { 0, 0 };
 
-	/* What g sends, G takes back: the register file is unchanged. */
+	/* What g sends, G takes back: changed are exactly the registers
+	 * that differ, and the file ends up equal to what g described. */
 	fill(&f);
 	rsp_reply_regs(&r, &f);
-	memset(&g, 0x55, sizeof(g));
-	for (unsigned i = 0; i < RSP_AMD64_NREGS; i++)
-		rsp_regfile_set_available(&g, i, false);
-	g.unavailable[1] &= (1ull << (RSP_AMD64_NREGS - 64)) - 1;
+	g = f;
+	g.gpr[3] ^= 1;
+	g.eflags = 0;
+	g.st[7][9] = 0x55;
+	g.xmm[15][0] ^= 0xff;
+	g.kernel_gs_base = 0;
 	assert_int_equal(rsp_regfile_write_g(&g, rbuf, r.len, changed), 0);
 	assert_memory_equal(&g, &f, sizeof(f));
-	assert_true(changed[0] == ~0ull);
-	assert_true(changed[1] == (1ull << (RSP_AMD64_NREGS - 64)) - 1);
+	assert_true(changed[0] == (1ull << RSP_AMD64_RDX |
+				   1ull << RSP_AMD64_EFLAGS |
+				   1ull << RSP_AMD64_ST7 |
+				   1ull << RSP_AMD64_XMM15));
+	assert_true(changed[1] == 1ull << (RSP_AMD64_KERNEL_GS_BASE - 64));
+	/* Writing the same again changes nothing. */
+	memset(changed, 0, sizeof(changed));
+	assert_int_equal(rsp_regfile_write_g(&g, rbuf, r.len, changed), 0);
+	assert_true(changed[0] == 0 && changed[1] == 0);
+	/* An unavailable register keeps its value and stays unavailable,
+	 * whatever G says for it. */
+	rsp_regfile_set_available(&g, RSP_AMD64_CR3, false);
+	g.cr3 = 0x1234;
+	assert_int_equal(rsp_regfile_write_g(&g, rbuf, r.len, changed), 0);
+	assert_int_equal(g.cr3, 0x1234);
+	assert_false(rsp_regfile_available(&g, RSP_AMD64_CR3));
+	assert_true(changed[0] == 0 && changed[1] == 0);
 
 	/* A shorter G stops at a register boundary: rax and rbx only. */
 	memset(changed, 0, sizeof(changed));
@@ -325,7 +343,7 @@ static void g_write(void **state)
 	assert_true(g.gpr[0] == UINT64_MAX);
 	assert_int_equal(g.gpr[1], 1);
 	assert_int_equal(g.gpr[2], f.gpr[2]);
-	assert_int_equal(changed[0], 3);
+	assert_int_equal(changed[0], 3);   /* rcx onwards: not in the packet */
 	assert_int_equal(changed[1], 0);
 
 	/* Errors leave the file untouched. */
