@@ -22,29 +22,21 @@ void rsp_xml_put(struct sink *s, const char *str)
 	put_n(s, str, strlen(str));
 }
 
+/* The five characters XML reserves, good in text and in attributes. */
+static const char *const entity[256] = {
+	['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;",
+	['"'] = "&quot;", ['\''] = "&apos;",
+};
+
 void rsp_xml_text(struct sink *s, const char *text)
 {
 	for (const char *p = text; *p; p++) {
-		switch (*p) {
-		case '&':
-			rsp_xml_put(s, "&amp;");
-			break;
-		case '<':
-			rsp_xml_put(s, "&lt;");
-			break;
-		case '>':
-			rsp_xml_put(s, "&gt;");
-			break;
-		case '"':
-			rsp_xml_put(s, "&quot;");
-			break;
-		case '\'':
-			rsp_xml_put(s, "&apos;");
-			break;
-		default:
+		const char *e = entity[(unsigned char)*p];
+
+		if (e)
+			rsp_xml_put(s, e);
+		else
 			put_n(s, p, 1);
-			break;
-		}
 	}
 }
 
