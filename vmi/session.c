@@ -267,19 +267,38 @@ vmi_debug_cause_name(enum vmi_debug_cause c)
 }
 
 /*
- * Decide what raised a #DB. DR6 (or the VT-x style pending_dbg) names it
- * when the hypervisor fills them in; on AMD both read 0 (XEN-LAB.md), so
- * the session falls back on what it armed itself: a step it asked for, an
- * execution breakpoint at this RIP, else its data watchpoint.
+ * Decide what raised a #DB. DR6 (or the VT-x style pending_dbg) in the
+ * event names it when the hypervisor fills them in; on AMD both read 0
+ * (XEN-LAB.md), so the session uses what it armed itself: an execution
+ * breakpoint of its own at this RIP; for its data watchpoints the live
+ * DR6 of the vCPU, whose Bn bit the hardware set (the event's copy is 0,
+ * the vCPU's is not; the session clears its own bits after each hit, see
+ * consume_dr6, so a set bit is new); then a step it asked for. Anything
+ * else is the guest's own, even while the session has slots armed (seen
+ * in the lab: the tiny guest's own DR0 breakpoint, taken for a watchpoint
+ * hit before this check read DR6).
  */
 static void
 classify(struct vmi *v, struct vmi_event *ev)
 {
 	struct vmi_vcpu *vc = &v->vcpus[ev->vcpu];
 	uint64_t status = ev->u.debug.dr6 | ev->u.debug.pending_dbg;
+	uint8_t watch = 0;
+	struct vmi_regs regs;
 
 	ev->u.debug.cause = VMI_DEBUG_UNKNOWN;
 	ev->u.debug.slot = -1;
+	for (int s = 0; s < 4; s++) {
+		if (!(vc->hw_used & (1u << s)))
+			continue;
+		if (vc->hw_kind[s] != VMI_HW_EXEC)
+			watch |= (uint8_t)(1u << s);
+		else if (vc->hw_addr[s] == ev->regs.rip)
+			status |= 1ULL << s;
+	}
+	if (watch && !(status & vc->hw_used) &&
+	    v->ops->get_regs(v->drv, ev->vcpu, &regs) == 0)
+		status |= regs.dr6 & watch;
 	for (int s = 0; s < 4; s++) {
 		if ((status & (1ULL << s)) && (vc->hw_used & (1u << s))) {
 			ev->u.debug.slot = s;
@@ -288,26 +307,8 @@ classify(struct vmi *v, struct vmi_event *ev)
 			return;
 		}
 	}
-	if ((status & DR6_BS) || vc->tf) {
-		if (vc->tf)
-			ev->u.debug.cause = VMI_DEBUG_STEP;
-		return;
-	}
-	for (int s = 0; s < 4; s++) {
-		if ((vc->hw_used & (1u << s)) && vc->hw_kind[s] == VMI_HW_EXEC &&
-		    vc->hw_addr[s] == ev->regs.rip) {
-			ev->u.debug.slot = s;
-			ev->u.debug.cause = VMI_DEBUG_HWBREAK;
-			return;
-		}
-	}
-	for (int s = 0; s < 4; s++) {
-		if ((vc->hw_used & (1u << s)) && vc->hw_kind[s] != VMI_HW_EXEC) {
-			ev->u.debug.slot = s;
-			ev->u.debug.cause = VMI_DEBUG_WATCH;
-			return;
-		}
-	}
+	if (vc->tf)
+		ev->u.debug.cause = VMI_DEBUG_STEP;
 }
 
 /*

@@ -593,11 +593,19 @@ t_hw_breakpoints(void **state)
 	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_HWBREAK);
 	assert_int_equal(rc.last.u.debug.slot, 0);
 	assert_int_equal(world.regs[0].dr6, 0xffff0ff0);
+	/* A #DB elsewhere with the watch slot's DR6 bit clear: the guest's
+	 * own (its DR0, say), not a watchpoint hit. */
 	ev = sync_event(VMI_EVENT_DEBUG, 0, 0xffffffff81000123ULL);
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_UNKNOWN);
+	/* The hardware set B1 in the vCPU's DR6: the watchpoint. */
+	world.regs[0].dr6 = 0xffff0ff2;
 	fake_push(&world, &ev);
 	vmi_dispatch(v);
 	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_WATCH);
 	assert_int_equal(rc.last.u.debug.slot, 1);
+	assert_int_equal(world.regs[0].dr6, 0xffff0ff0);
 	/* DR6 names the slot when the hypervisor fills it in. */
 	ev.u.debug.dr6 = 1;
 	fake_push(&world, &ev);
