@@ -1,0 +1,166 @@
+"""Helpers for the vmistub lab tests: start vmistub in dom0, drive the real
+gdb on the host in batch mode, speak raw RSP over a socket, snapshot guest
+memory from an independent reader (vmi-probe)."""
+import json
+import re
+import socket
+import subprocess
+import time
+
+GDB = "/usr/bin/gdb"
+DOM0_PORT = 1234
+LOG = "/tmp/vmistub.log"
+PIDFILE = "/tmp/vmistub.pid"
+TINY_TEXT = 0xffffffff80100000
+
+
+def stub_start(lab, domain="tiny", extra=""):
+    """(Re)start vmistub in dom0 listening on 0.0.0.0:1234; the host port."""
+    stub_stop(lab)
+    lab.sh(f"setsid vmistub --listen 0.0.0.0:{DOM0_PORT} {extra} {domain} "
+           f">{LOG} 2>&1 </dev/null & echo $! >{PIDFILE}")
+    deadline = time.monotonic() + 30
+    while "listening on" not in stub_log(lab):
+        assert time.monotonic() < deadline, f"vmistub did not start:\n{stub_log(lab)}"
+        assert stub_alive(lab), f"vmistub exited:\n{stub_log(lab)}"
+        time.sleep(0.2)
+    if not hasattr(lab, "stub_port"):
+        lab.stub_port = lab.forward(DOM0_PORT)
+    return lab.stub_port
+
+
+def stub_alive(lab):
+    return lab.run(f"kill -0 $(cat {PIDFILE}) 2>/dev/null").ok
+
+
+def stub_stop(lab, sig="TERM"):
+    lab.run(f"test -f {PIDFILE} && kill -{sig} $(cat {PIDFILE}); "
+            f"for i in $(seq 50); do kill -0 $(cat {PIDFILE}) 2>/dev/null || break; "
+            "sleep 0.1; done; true")
+
+
+def stub_log(lab):
+    r = lab.run(f"cat {LOG}")
+    return r.stdout if r.ok else ""
+
+
+def wait_log(lab, text, timeout=30):
+    deadline = time.monotonic() + timeout
+    while text not in stub_log(lab):
+        assert time.monotonic() < deadline, f"{text!r} not in vmistub's log:\n{stub_log(lab)}"
+        time.sleep(0.2)
+
+
+def gdb_args(elf, port, commands, extended=False, pre=()):
+    args = [GDB, "-nx", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
+            "-ex", "set architecture i386:x86-64"]
+    for c in pre:
+        args += ["-ex", c]
+    if elf is not None:
+        args += ["-ex", f"file {elf}"]
+    args += ["-ex", f"target {'extended-remote' if extended else 'remote'} 127.0.0.1:{port}"]
+    for c in commands:
+        args += ["-ex", c]
+    return args
+
+
+def gdb(elf, port, commands, timeout=300, **kw):
+    """Run gdb in batch mode; stdout and stderr in order, in one string."""
+    r = subprocess.run(gdb_args(elf, port, commands, **kw), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL)
+    return r.stdout
+
+
+def val(out, key):
+    m = re.search(rf"^{re.escape(key)}\s*=?\s*(\S+)", out, re.M)
+    assert m, f"{key!r} not in gdb output:\n{out}"
+    return int(m.group(1), 0)
+
+
+def probe(lab, args, timeout=120):
+    """vmi-probe's JSON lines (it must not run while vmistub is attached)."""
+    out = lab.sh(f"vmi-probe {args}", timeout=timeout)
+    return [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+
+
+def snapshot(lab, domain, addr, length, name):
+    probe(lab, f"{domain} snapshot 0 {addr:#x} {length} /tmp/{name}.snap")
+
+
+def compare(lab, domain, addr, length, name):
+    return probe(lab, f"{domain} compare 0 {addr:#x} {length} /tmp/{name}.snap")[-1]
+
+
+class Rsp:
+    """A raw RSP client: frames, checksums, acks (until no-ack)."""
+
+    def __init__(self, port, timeout=30):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.noack = False
+
+    def close(self):
+        self.s.close()
+
+    def raw(self, data):
+        self.s.sendall(data)
+
+    @staticmethod
+    def frame(payload):
+        if isinstance(payload, str):
+            payload = payload.encode()
+        return b"$" + payload + b"#" + f"{sum(payload) & 0xff:02x}".encode()
+
+    def send(self, payload):
+        self.raw(self.frame(payload))
+
+    def _fill(self):
+        chunk = self.s.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed")
+        self.buf += chunk
+
+    def read_byte(self):
+        while not self.buf:
+            self._fill()
+        b, self.buf = self.buf[:1], self.buf[1:]
+        return b
+
+    def packet(self):
+        """The next packet's payload (acks before it are skipped)."""
+        while True:
+            while b"$" not in self.buf:
+                self._fill()
+            start = self.buf.index(b"$")
+            while b"#" not in self.buf[start:] or len(self.buf) < self.buf.index(b"#", start) + 3:
+                self._fill()
+            end = self.buf.index(b"#", start)
+            payload = self.buf[start + 1:end]
+            self.buf = self.buf[end + 3:]
+            if not self.noack:
+                self.raw(b"+")
+            return _undo_rle(payload)
+
+    def ask(self, payload):
+        self.send(payload)
+        return self.packet()
+
+
+def _undo_rle(p):
+    out = bytearray()
+    i = 0
+    while i < len(p):
+        c = p[i]
+        if c == ord("}"):
+            out.append(p[i + 1] ^ 0x20)
+            i += 2
+        elif c == ord("*"):
+            n = p[i + 1] - 29
+            out += bytes([out[-1]]) * n
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return bytes(out)
