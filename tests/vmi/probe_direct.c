@@ -25,6 +25,7 @@
 #define TRAP_DEBUG 1
 #define TRAP_INT3 3
 #define RFLAGS_TF 0x100ULL
+#define DR6_BS (1ULL << 14)
 #define WAIT_MS 10000
 
 struct dring {
@@ -270,8 +271,11 @@ direct_step(uint32_t domid, unsigned vcpu, unsigned n, double *secs)
 	*secs = probe_now() - t0;
 off:
 	xc_domain_pause(r.xch, domid);
-	if (steps < n && xc_vcpu_getcontext(r.xch, domid, vcpu, &ctx) == 0) {
+	/* Leave neither TF nor the steps' DR6.BS behind: the guest's own
+	 * #DB handler would take BS for a step of its own. */
+	if (xc_vcpu_getcontext(r.xch, domid, vcpu, &ctx) == 0) {
 		ctx.x64.user_regs.rflags &= ~RFLAGS_TF;
+		ctx.x64.debugreg[6] &= ~DR6_BS;
 		xc_vcpu_setcontext(r.xch, domid, vcpu, &ctx);
 	}
 	drain_all(&r);
