@@ -267,7 +267,17 @@ class Lab:
         qlog.close()
         self._wait_dom0(timeout)
         self.agent = Agent(self.agent_port)
-        r = self.agent.run("xl info | grep -E '^(xen_version|virt_caps)'", timeout=60)
+        # dom0-init starts the agent in the background just before the
+        # marker: on a loaded machine it may not listen yet (QEMU's
+        # forward then resets the connection).
+        for attempt in range(60):
+            try:
+                r = self.agent.run("xl info | grep -E '^(xen_version|virt_caps)'", timeout=60)
+                break
+            except ConnectionError:
+                if attempt == 59:
+                    raise
+                time.sleep(0.5)
         if not r.ok:
             raise LabError(f"dom0 is up but xl info fails: {r}\n{self.tail()}")
         self.figures["dom0_ready_s"] = round(time.monotonic() - self.t_start, 1)
