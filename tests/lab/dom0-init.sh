@@ -49,6 +49,14 @@ else
     status="failed: no eth0"
 fi
 /opt/lab/lab-agent 7000 >/var/log/lab-agent.log 2>&1 &
+# The host connects as soon as it sees the marker: the agent must listen by
+# then. It says so in its log once listen() returned.
+i=0
+until grep -q listening /var/log/lab-agent.log 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -gt 200 ] && { status="failed: lab-agent did not start"; break; }
+    usleep 50000
+done
 
 echo "VMISTUB-LAB: dom0 ready ($status)" >/dev/console
 # init must never exit. (People and tests reach dom0 through the agent:

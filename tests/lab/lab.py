@@ -383,7 +383,7 @@ class Lab:
         return host_port
 
     # --- guests ---------------------------------------------------------
-    def create_guest(self, name, timeout=240):
+    def create_guest(self, name, timeout=600):
         """xl create the guest and wait until its console shows progress."""
         t = time.monotonic()
         self._console_start[name] = self._console_size(name)
