@@ -387,7 +387,7 @@ class Lab:
         """xl create the guest and wait until its console shows progress."""
         t = time.monotonic()
         self._console_start[name] = self._console_size(name)
-        self.sh(f"xl create /opt/vmistub/guests/{name}/{name}.cfg", timeout=120)
+        self.sh(f"xl create /opt/vmistub/guests/{name}/{name}.cfg", timeout=timeout)
         domid = int(self.sh(f"xl domid {name}").strip())
         self.guests[name] = domid
         self.wait_progress(name, timeout=timeout)
