@@ -103,6 +103,10 @@ struct stub_refusal {
 	int fd;
 	ev_io rio;
 	ev_timer timer;
+	struct rsp_decoder dec;
+	uint8_t dbuf[256];
+	uint8_t framed[600];
+	size_t framed_len;
 };
 
 struct stub_stats {

@@ -19,7 +19,7 @@
 #include "stub.h"
 
 #define READ_CHUNK 65536
-#define REFUSAL_GRACE 2.0
+#define REFUSAL_GRACE 10.0
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents);
 static void on_read(struct ev_loop *loop, ev_io *w, int revents);
@@ -374,11 +374,33 @@ static void
 on_refusal(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct stub_refusal *f = w->data;
-	char buf[4096];
+	uint8_t buf[4096];
+	const uint8_t *p = buf;
 	ssize_t n = read(f->fd, buf, sizeof(buf));
 
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		refusal_free(f);
+		return;
+	}
+	while (n > 0) {
+		struct rsp_decoded out;
+		size_t used;
+		bool fail = false;
+
+		rsp_decoder_feed(&f->dec, p, (size_t)n, &used, &out);
+		p += used;
+		n -= (ssize_t)used;
+		if (out.reply)
+			fail = write(f->fd, &out.reply, 1) < 0;
+		/* Every packet gets the reason: gdb prints it for the first
+		 * one whose answer it checks. */
+		if (out.event == RSP_EV_PACKET)
+			fail = fail || write(f->fd, f->framed, f->framed_len) < 0;
+		if (fail) {
+			refusal_free(f);
+			return;
+		}
+	}
 }
 
 static void
@@ -398,24 +420,19 @@ refusal_free(struct stub_refusal *f)
 	free(f);
 }
 
-/* Tell the newcomer why as an error reply (gdb prints it as the answer to
- * its first packet), then read until it hangs up so the close does not
- * turn into a reset that loses the message. */
+/* Tell the newcomer why: an error reply with text ("E.text", which gdb
+ * prints) to each packet it sends, until it hangs up or the grace time
+ * ends. */
 static void
 refuse(struct stub *s, int fd, const char *why)
 {
 	struct stub_refusal *f;
-	uint8_t payload[512], framed[1100];
+	uint8_t payload[512];
 	int len = snprintf((char *)payload, sizeof(payload), "E.vmistub: %s",
 	    why);
-	ssize_t n = rsp_encode(framed, sizeof(framed), payload,
-	    (size_t)len < sizeof(payload) ? (size_t)len : sizeof(payload) - 1,
-	    0);
+	ssize_t n;
 
 	log_warn("refused a connection: %s", why);
-	if (n > 0 && write(fd, framed, (size_t)n) < 0)
-		log_debug("refusal not sent: %s", strerror(errno));
-	shutdown(fd, SHUT_WR);
 	if (s->refusal != NULL)
 		refusal_free(s->refusal);
 	f = calloc(1, sizeof(*f));
@@ -423,6 +440,10 @@ refuse(struct stub *s, int fd, const char *why)
 		close(fd);
 		return;
 	}
+	n = rsp_encode(f->framed, sizeof(f->framed), payload,
+	    (size_t)len < sizeof(payload) ? (size_t)len : sizeof(payload) - 1, 0);
+	f->framed_len = n > 0 ? (size_t)n : 0;
+	rsp_decoder_init(&f->dec, f->dbuf, sizeof(f->dbuf));
 	f->s = s;
 	f->fd = fd;
 	ev_io_init(&f->rio, on_refusal, fd, EV_READ);

@@ -68,6 +68,7 @@ stub_attach(struct stub *s, uint32_t domid)
 	s->phys = false;
 	s->gvcpu = 0;
 	s->last_stop_vcpu = 0;
+	s->last_stop = (struct stub_stop){ .valid = true, .signo = 5 };
 	memset(s->bps, 0, sizeof(s->bps));
 	memset(&s->stats, 0, sizeof(s->stats));
 	if (vmi_info(s->v, &info) == 0)

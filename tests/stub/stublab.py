@@ -53,7 +53,10 @@ def wait_log(lab, text, timeout=30):
 
 def gdb_args(elf, port, commands, extended=False, pre=()):
     args = [GDB, "-nx", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
-            "-ex", "set architecture i386:x86-64"]
+            "-ex", "set architecture i386:x86-64",
+            # Attaching maps and probes the domain: seconds on a loaded
+            # lab, more than gdb's default 2 s wait for an ack.
+            "-ex", "set remotetimeout 30"]
     for c in pre:
         args += ["-ex", c]
     if elf is not None:
