@@ -272,6 +272,27 @@ int vmi_unpause(struct vmi *v);
 unsigned vmi_pause_count(const struct vmi *v);
 
 unsigned vmi_nr_vcpus(const struct vmi *v);
+
+/*
+ * Holding vCPUs. Xen has no per-vCPU pause for a toolstack (XEN-LAB.md:
+ * no gdbsx in Debian's build), but a vCPU that raised a synchronous event
+ * stays paused until the event is answered. So a vCPU is "held" exactly
+ * while it has a pending event, and vmi_respond() releases that one vCPU
+ * while the others stay held: that is how one vCPU steps over a
+ * breakpoint while the rest stay stopped.
+ *
+ * vmi_hold_all() brings every vCPU into that state: with the domain
+ * paused it arms a single step (TF, or MTF where Xen has it) on each vCPU
+ * not held yet, then lets the domain run; each such vCPU executes at most
+ * one instruction and is held by its step event, which the session keeps
+ * pending without showing it to the handler. A vCPU that raises another
+ * synchronous event first is held by that one instead. Call
+ * vmi_dispatch() until vmi_held_count() == vmi_nr_vcpus(). The answer
+ * that releases a vCPU held this way clears its TF unless the response
+ * itself asks for a step. The domain pause count is left as it was.
+ */
+int vmi_hold_all(struct vmi *v);
+unsigned vmi_held_count(const struct vmi *v);
 /* The unanswered synchronous event holding vcpu, or NULL. */
 const struct vmi_event *vmi_pending(const struct vmi *v, unsigned vcpu);
 /* Answer vcpu's pending event; -ENOENT if none. */

@@ -62,6 +62,9 @@ struct vmi_vcpu {
 	uint8_t hw_kind[4];
 	bool tf;                /* TF set by the session */
 	uint64_t dr6_dirty;     /* DR6 status bits the session's traps set */
+	bool holding;           /* TF armed by vmi_hold_all(), not yet trapped */
+	bool hold_tf;           /* held that way: the answer must stop the step */
+	bool step_req;          /* vmi_response_step(on) for the pending event */
 	bool mtf;               /* MTF armed by the session */
 };
 

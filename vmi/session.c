@@ -427,6 +427,17 @@ deliver(struct vmi *v, struct vmi_event *ev)
 	if (ev->kind == VMI_EVENT_DEBUG)
 		classify(v, ev);
 	vc = &v->vcpus[ev->vcpu];
+	if (ev->sync && vc->holding) {
+		/* Whatever stopped it first, it is held now (vmi_hold_all). */
+		vc->holding = false;
+		vc->hold_tf = true;
+		if (ev->kind == VMI_EVENT_DEBUG &&
+		    ev->u.debug.cause == VMI_DEBUG_STEP && !vc->has_pending) {
+			vc->pending = *ev;
+			vc->has_pending = true;
+			return 0;
+		}
+	}
 	if (ev->sync) {
 		/* A paused vCPU cannot raise a second synchronous event; if a
 		 * driver says otherwise, answer the old one so none is lost. */
@@ -654,6 +665,7 @@ consume_dr6(struct vmi *v, unsigned vcpu, const struct vmi_response *r)
 int
 vmi_respond(struct vmi *v, unsigned vcpu, const struct vmi_response *r)
 {
+	struct vmi_response hold_rsp;
 	struct vmi_vcpu *vc;
 	int ret;
 
@@ -668,6 +680,23 @@ vmi_respond(struct vmi *v, unsigned vcpu, const struct vmi_response *r)
 		return -EOPNOTSUPP;
 	if ((r->flags & VMI_RSP_TOGGLE_MTF) && !vmi_has(v, VMI_CAP_MTF))
 		return -EOPNOTSUPP;
+	if (vc->hold_tf && !vc->step_req) {
+		/* Released from vmi_hold_all() without a step asked for: take
+		 * the holding step back off (its TF is in the live RFLAGS the
+		 * event reported, so any register write would keep it). */
+		hold_rsp = *r;
+		if (vc->mtf) {
+			hold_rsp.flags |= VMI_RSP_TOGGLE_MTF;
+		} else {
+			if (!(hold_rsp.flags & VMI_RSP_SET_REGS))
+				hold_rsp.regs = vc->pending.regs;
+			hold_rsp.flags |= VMI_RSP_SET_REGS;
+			hold_rsp.regs.rflags &= ~VMI_RFLAGS_TF;
+		}
+		r = &hold_rsp;
+	}
+	vc->hold_tf = false;
+	vc->step_req = false;
 	if ((r->flags & VMI_RSP_SET_REGS) && !(r->regs.rflags & VMI_RFLAGS_TF))
 		vc->tf = false;
 	if (vc->pending.kind == VMI_EVENT_DEBUG) {
@@ -773,6 +802,7 @@ vmi_response_step(struct vmi *v, const struct vmi_event *ev,
 	if (ev->vcpu >= v->nr_vcpus)
 		return -EINVAL;
 	vc = &v->vcpus[ev->vcpu];
+	vc->step_req = on;
 	switch (vmi_step_mechanism(v, NULL)) {
 	case VMI_STEP_MTF:
 		if (on)
@@ -875,6 +905,36 @@ vmi_step_arm(struct vmi *v, unsigned vcpu, bool on)
 		break;
 	}
 	return -EOPNOTSUPP;
+}
+
+int
+vmi_hold_all(struct vmi *v)
+{
+	int r = vmi_pause(v), r2;
+
+	if (r != 0)
+		return r;
+	for (unsigned i = 0; i < v->nr_vcpus && r == 0; i++) {
+		struct vmi_vcpu *vc = &v->vcpus[i];
+
+		if (vc->has_pending || vc->holding)
+			continue;
+		r = vmi_step_arm(v, i, true);
+		if (r == 0)
+			vc->holding = true;
+	}
+	r2 = vmi_unpause(v);
+	return r ? r : r2;
+}
+
+unsigned
+vmi_held_count(const struct vmi *v)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < v->nr_vcpus; i++)
+		n += v->vcpus[i].has_pending;
+	return n;
 }
 
 static int

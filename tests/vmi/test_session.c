@@ -560,6 +560,61 @@ t_step_mtf(void **state)
 }
 
 static void
+t_hold_all_vcpus(void **state)
+{
+	struct rec rc = { .verdict = VMI_HOLD };
+	struct vmi_event ev = sync_event(VMI_EVENT_SWBREAK, 2, 0x6000);
+	struct vmi_response r;
+	struct vmi *v;
+
+	(void)state;
+	v = open_on(FAKE_AMD, &rc, 0, 0);
+	assert_int_equal(vmi_patch(v, 0x6000, "\xcc", 1), 0);
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	assert_int_equal(vmi_held_count(v), 1);
+	assert_int_equal(vmi_hold_all(v), 0);
+	/* TF on every vCPU but the one already held; pauses balanced. */
+	for (unsigned i = 0; i < FAKE_VCPUS; i++)
+		assert_int_equal(!!(world.regs[i].g.rflags & VMI_RFLAGS_TF), i != 2);
+	assert_int_equal(world.pauses, 0);
+	assert_int_equal(vmi_pause_count(v), 0);
+	/* Each takes its step and is held, unseen by the handler; vCPU 3
+	 * stops on something else first and the handler sees that. */
+	for (unsigned i = 0; i < 2; i++) {
+		ev = sync_event(VMI_EVENT_DEBUG, i, 0x7000 + i);
+		ev.regs.rflags |= VMI_RFLAGS_TF;
+		fake_push(&world, &ev);
+	}
+	ev = sync_event(VMI_EVENT_SWBREAK, 3, 0x6000);
+	ev.regs.rflags |= VMI_RFLAGS_TF;
+	fake_push(&world, &ev);
+	rc.events = 0;
+	assert_int_equal(vmi_dispatch(v), 3);
+	assert_int_equal(rc.events, 1);
+	assert_int_equal(vmi_held_count(v), FAKE_VCPUS);
+	assert_int_equal(world.nresp, 0);
+
+	/* Released plainly: the holding TF goes. */
+	vmi_response_init(&r, vmi_pending(v, 0));
+	assert_int_equal(vmi_respond(v, 0, &r), 0);
+	assert_false(world.regs[0].g.rflags & VMI_RFLAGS_TF);
+	/* Released with a step asked for: TF stays. */
+	vmi_response_init(&r, vmi_pending(v, 1));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
+	assert_int_equal(vmi_respond(v, 1, &r), 0);
+	assert_true(world.regs[1].g.rflags & VMI_RFLAGS_TF);
+	/* vCPU 3 was held by its breakpoint; its answer clears TF too. */
+	vmi_response_init(&r, vmi_pending(v, 3));
+	assert_int_equal(vmi_respond(v, 3, &r), 0);
+	assert_false(world.regs[3].g.rflags & VMI_RFLAGS_TF);
+	assert_int_equal(vmi_held_count(v), 1);
+	vmi_close(v);
+	for (unsigned i = 0; i < FAKE_VCPUS; i++)
+		assert_false(world.regs[i].g.rflags & VMI_RFLAGS_TF);
+}
+
+static void
 t_hw_breakpoints(void **state)
 {
 	struct rec rc = { .verdict = VMI_RESUME };
@@ -903,6 +958,7 @@ main(void)
 		T(t_default_without_handler),
 		T(t_step_tf),
 		T(t_step_mtf),
+		T(t_hold_all_vcpus),
 		T(t_hw_breakpoints),
 		T(t_cr8_is_read_only),
 		T(t_mem_access_restored),
