@@ -11,6 +11,8 @@ import re
 import subprocess
 import time
 
+import pytest
+
 
 PROBE = "/opt/vmistub/bin/vmi-probe"
 VOFF = 0xffffffff80000000          # tiny: virtual = physical + VOFF
@@ -241,6 +243,23 @@ def test_guest_int3_still_reaches_its_handler(lab, tiny_symbols):
     after = [int(x, 16) for x in out["after"]]
     assert out["reinjected"] == out["foreign"] == out["events"] > 0, out
     assert after[0] > before[0] and after[1] > before[1], out
+    assert_tiny_healthy(lab)
+
+
+@pytest.mark.parametrize("release", [0, 1])
+def test_one_vcpu_runs_while_the_other_stays_held(lab, tiny_symbols, release):
+    """DESIGN.md's hard problem: no per-vCPU pause in Xen, so every vCPU is
+    held by an unanswered event (vmi_hold_all), then one is released. The
+    guest's own counters say which vCPU ran: tiny_iterations is vCPU 0's,
+    tiny_vcpu1_counter vCPU 1's."""
+    counters = [tiny_symbols["tiny_iterations"], tiny_symbols["tiny_vcpu1_counter"]]
+    out = probe(lab, "tiny", "hold-all", release, 5, *counters)[0]
+    assert out["held"] == 2 and out["still_held"] == 1, out
+    at = [int(x, 16) for x in out["at_hold"]]
+    after = [int(x, 16) for x in out["after_run"]]
+    held = 1 - release
+    assert after[release] > at[release], out
+    assert after[held] == at[held], out
     assert_tiny_healthy(lab)
 
 

@@ -17,6 +17,7 @@
  *   vmi-probe DOM reinject-check SECONDS [ADDR...]
  *   vmi-probe DOM snapshot VCPU ADDR LEN FILE | compare VCPU ADDR LEN FILE
  *   vmi-probe DOM hold ADDR [HWADDR]      (for the SIGKILL test)
+ *   vmi-probe DOM hold-all RELEASE_VCPU SECONDS [ADDR...]
  *   vmi-probe DOM monitor-check
  *   vmi-probe DOM bench swbreak ADDR N | bench step VCPU N |
  *                     bench mem GPA MIB
@@ -43,7 +44,7 @@
 
 enum mode {
 	M_NONE, M_BREAK, M_STEP, M_HW, M_WATCH, M_REINJECT, M_HOLD,
-	M_BENCH_BP, M_BENCH_STEP,
+	M_HOLD_ALL, M_BENCH_BP, M_BENCH_STEP,
 };
 
 struct probe {
@@ -280,6 +281,10 @@ on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
 			rsp->flags |= VMI_RSP_REINJECT;
 			p->reinjected++;
 		}
+		/* Holding everything: the guest's own trap goes to the guest,
+		 * and the step after its handler returns holds the vCPU. */
+		if (p->mode == M_HOLD_ALL && !p->stepping_over[ev->vcpu])
+			step(p, ev, rsp, true);
 		return VMI_RESUME;
 	}
 	switch (p->mode) {
@@ -305,6 +310,8 @@ on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
 		}
 		hit_line(p, "held", ev);
 		return VMI_HOLD;
+	case M_HOLD_ALL:
+		return p->stepping_over[ev->vcpu] ? VMI_RESUME : VMI_HOLD;
 	case M_REINJECT:
 	case M_NONE:
 		break;
@@ -318,6 +325,9 @@ on_poll(void *ctx, struct vmi *v, int *result)
 	struct probe *p = ctx;
 
 	*result = p->err;
+	if (p->mode == M_HOLD_ALL && p->want == 0 &&
+	    vmi_held_count(v) == vmi_nr_vcpus(v))
+		p->done = true;
 	return p->done;
 }
 
@@ -921,6 +931,64 @@ cmd_hold(struct probe *p, uint64_t va, int have_hw, uint64_t hwva)
 	return 0;
 }
 
+/*
+ * Hold every vCPU individually, then let one run while the others stay
+ * held: the per-vCPU stop the stub needs, from unanswered events.
+ * stepping_over[] marks the released vCPU, which then runs free.
+ */
+static int
+cmd_hold_all(struct probe *p, unsigned release, double secs, char **addrs,
+    int n)
+{
+	uint64_t held[16] = { 0 }, ran[16] = { 0 }, rips[MAX_VCPUS] = { 0 };
+	struct vmi_response rsp;
+	unsigned nr = vmi_nr_vcpus(p->v), nheld;
+	struct jline j;
+	int r;
+
+	if (n > 16)
+		n = 16;
+	if (release >= nr || nr > MAX_VCPUS)
+		return fail(p, -EINVAL, "vcpu");
+	p->mode = M_HOLD_ALL;
+	r = vmi_monitor(p->v, VMI_MON_SWBREAK, true);
+	if (r == 0)
+		r = vmi_hold_all(p->v);
+	if (r != 0)
+		return fail(p, r, "hold-all");
+	run(p, 60);
+	nheld = vmi_held_count(p->v);
+	for (unsigned i = 0; i < nr; i++)
+		if (vmi_pending(p->v, i) != NULL)
+			rips[i] = vmi_pending(p->v, i)->regs.rip;
+	r = read_u64s(p, addrs, n, held);
+	if (r == 0 && nheld == nr) {
+		/* Release one: the others stay held while it runs. */
+		p->want = 1;
+		p->done = false;
+		p->stepping_over[release] = true;
+		vmi_response_init(&rsp, vmi_pending(p->v, release));
+		r = vmi_respond(p->v, release, &rsp);
+		if (r == 0) {
+			run(p, secs);
+			p->timed_out = false;
+			r = read_u64s(p, addrs, n, ran);
+		}
+	}
+	j_begin(&j);
+	j_str(&j, "cmd", "hold-all");
+	j_int(&j, "held", nheld);
+	j_hex_array(&j, "rips", rips, nr);
+	j_int(&j, "released", release);
+	j_int(&j, "still_held", vmi_held_count(p->v));
+	j_hex_array(&j, "at_hold", held, (size_t)n);
+	j_hex_array(&j, "after_run", ran, (size_t)n);
+	if (r != 0 || p->err != 0)
+		j_str(&j, "error", strerror(-(r ? r : p->err)));
+	j_end(&j);
+	return r == 0 && p->err == 0 && nheld == nr ? 0 : 1;
+}
+
 static int
 cmd_monitor_check(struct probe *p)
 {
@@ -1177,6 +1245,11 @@ dispatch(struct probe *p, int argc, char **argv)
 	}
 	if (strcmp(c, "monitor-check") == 0)
 		return cmd_monitor_check(p);
+	if (strcmp(c, "hold-all") == 0) {
+		NEED(2);
+		return cmd_hold_all(p, (unsigned)num(argv[0]), atof(argv[1]),
+		    argv + 2, argc - 2);
+	}
 	if (strcmp(c, "bench") == 0) {
 		NEED(3);
 		if (strcmp(argv[0], "swbreak") == 0)
