@@ -297,6 +297,33 @@ def test_benchmark_figures(lab, tiny_symbols, figures):
     assert_tiny_healthy(lab)
 
 
+def test_domain_death_arrives_as_one_event(lab, tiny_symbols):
+    """The guest is destroyed under a session with a breakpoint set and
+    monitors on: the session reports it once and ends cleanly."""
+    fn = tiny_symbols["tiny_fib"]
+    lab.sh(f"rm -f /tmp/death.out; ({PROBE} tiny break {hex(fn)} 100000000 600 "
+           f">/tmp/death.out 2>&1; echo exit=$? >>/tmp/death.out) &")
+    deadline = time.monotonic() + 120
+    while '"event": "break"' not in lab.run("cat /tmp/death.out").stdout:
+        assert time.monotonic() < deadline, lab.run("cat /tmp/death.out").stdout
+        time.sleep(0.5)
+    try:
+        lab.destroy("tiny")
+        deadline = time.monotonic() + 60
+        while "exit=" not in lab.run("cat /tmp/death.out").stdout:
+            assert time.monotonic() < deadline, lab.run("cat /tmp/death.out").stdout
+            time.sleep(0.5)
+        out = lab.sh("cat /tmp/death.out")
+        events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+        gone = [e for e in events if e.get("event") == "domain-gone"]
+        assert len(gone) == 1, out
+        assert events[-1]["cmd"] == "break" and events[-1]["domain_gone"], out
+        # No error storm: the session stopped at the event.
+        assert len(events) < 10000, out[-2000:]
+    finally:
+        lab.create_guest("tiny")
+
+
 def test_sigkill_mid_session_leaves_this_behind(lab, tiny_symbols, figures):
     """What a vmi-probe killed with SIGKILL leaves in the guest and in Xen,
     as input for later recovery work. The guest is recreated afterwards."""
