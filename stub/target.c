@@ -65,6 +65,7 @@ stub_attach(struct stub *s, uint32_t domid)
 	ev_timer_start(s->loop, &s->timer);
 	s->running = false;
 	s->gone = false;
+	s->gone_reason = -1;    /* destroyed, until a shutdown says why */
 	s->phys = false;
 	s->gvcpu = 0;
 	s->last_stop_vcpu = 0;

@@ -7,6 +7,7 @@ import os
 import pytest
 
 import lab as lablib
+from stublab import stub_start, stub_stop, wait_log
 
 _GUESTS = os.environ.get("VMISTUB_LAB_GUESTS")
 
@@ -21,3 +22,17 @@ if _GUESTS:
             yield lab
         finally:
             lab.close()
+
+
+@pytest.fixture(scope="module")
+def port(lab):
+    p = stub_start(lab, "tiny")
+    yield p
+    stub_stop(lab)
+
+
+@pytest.fixture
+def detached(lab, port):
+    """Each test starts and ends with no gdb attached (vmistub detached)."""
+    yield
+    wait_log(lab, "detached from domain", timeout=30)

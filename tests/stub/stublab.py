@@ -167,3 +167,16 @@ def _undo_rle(p):
             out.append(c)
             i += 1
     return bytes(out)
+
+
+def progress_lines(lab):
+    return [{k: int(v, 0) for k, v in re.findall(r"(\w+)=(0x[0-9a-f]+|\d+)", l)}
+            for l in re.findall(r"^tiny: iter=.*$", lab.console("tiny"), re.M)]
+
+
+def runs_on(lab):
+    """The guest prints two more progress lines: it runs."""
+    p = lab.progress("tiny")
+    p = lab.wait_progress("tiny", beyond=p, timeout=60)
+    lab.wait_progress("tiny", beyond=p, timeout=60)
+    return progress_lines(lab)[-1]

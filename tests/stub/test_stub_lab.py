@@ -8,37 +8,10 @@ import time
 
 import pytest
 
-from stublab import (TINY_TEXT, Rsp, compare, gdb, gdb_args, snapshot, stub_alive,
-                     stub_log, stub_start, stub_stop, val, wait_log)
+from stublab import (TINY_TEXT, Rsp, compare, gdb, gdb_args, progress_lines, runs_on,
+                     snapshot, stub_alive, stub_log, val, wait_log)
 
 TEXT_LEN = 0x6000   # tiny's .text + .rodata (README: up to __text_end)
-
-
-@pytest.fixture(scope="module")
-def port(lab):
-    p = stub_start(lab, "tiny")
-    yield p
-    stub_stop(lab)
-
-
-@pytest.fixture
-def detached(lab, port):
-    """Each test starts and ends with no gdb attached (vmistub detached)."""
-    yield
-    wait_log(lab, "detached from domain", timeout=30)
-
-
-def progress_lines(lab):
-    return [{k: int(v, 0) for k, v in re.findall(r"(\w+)=(0x[0-9a-f]+|\d+)", l)}
-            for l in re.findall(r"^tiny: iter=.*$", lab.console("tiny"), re.M)]
-
-
-def runs_on(lab):
-    """The guest prints two more progress lines: it runs."""
-    p = lab.progress("tiny")
-    p = lab.wait_progress("tiny", beyond=p, timeout=60)
-    lab.wait_progress("tiny", beyond=p, timeout=60)
-    return progress_lines(lab)[-1]
 
 
 def test_connect_registers_disassembly_threads(lab, port, tiny_elf, detached):
