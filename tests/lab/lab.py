@@ -164,8 +164,11 @@ class Lab:
     on the way out, whatever happened (and by the kernel, should this
     process die without running any cleanup)."""
 
-    def __init__(self, build_dir, run_dir=None, memory_mb=3072, log=None):
+    def __init__(self, build_dir, run_dir=None, memory_mb=3072, log=None, qemu=None):
+        """qemu: another QEMU binary than the patched one (the tests that
+        show what each fix is for boot Debian's stock QEMU)."""
         self.env = load_env()
+        self.qemu_binary = qemu or self.env["VMISTUB_LAB_QEMU"]
         self.build_dir = pathlib.Path(build_dir).resolve()
         self.run_dir = pathlib.Path(run_dir or self.build_dir / "lab-run").resolve()
         self.memory_mb = memory_mb
@@ -245,7 +248,7 @@ class Lab:
             if "," in str(p):
                 raise LabError(f"{p}: QEMU's multiboot module list cannot hold a comma")
         cmd = [
-            self.env["VMISTUB_LAB_QEMU"],
+            self.qemu_binary,
             "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2",
             "-m", str(self.memory_mb), "-display", "none", "-vga", "none",
             "-no-reboot", "-monitor", "none",
