@@ -1,7 +1,7 @@
 """tests/stub: the stub's lab tests use the session `lab` fixture
-(tests/conftest.py). VMISTUB_LAB_GUESTS=tiny boots only the guests named
-(a comma list) for a quicker development run; the suite (tests/run) leaves
-it unset and boots them all."""
+(tests/conftest.py). For development runs, VMISTUB_LAB_GUESTS=tiny boots
+only the guests named (a comma list), VMISTUB_LAB_ATTACH=RUN_DIR uses a lab
+that is already running; the suite (tests/run) sets neither."""
 import os
 
 import pytest
@@ -10,8 +10,19 @@ import lab as lablib
 from stublab import stub_start, stub_stop, wait_log
 
 _GUESTS = os.environ.get("VMISTUB_LAB_GUESTS")
+_ATTACH = os.environ.get("VMISTUB_LAB_ATTACH")
 
-if _GUESTS:
+if _ATTACH:
+    # A lab already running (its run dir): development runs without a boot.
+    @pytest.fixture(scope="session")
+    def lab(build_dir):
+        import json
+        import pathlib
+        lab = lablib.Lab(build_dir, run_dir=pathlib.Path(_ATTACH))
+        state = json.loads((lab.run_dir / lablib.STATE_FILE).read_text())
+        lab.agent = lablib.Agent(state["agent_port"])
+        yield lab
+elif _GUESTS:
     @pytest.fixture(scope="session")
     def lab(build_dir):
         lab = lablib.Lab(build_dir)
