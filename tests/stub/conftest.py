@@ -21,6 +21,10 @@ if _ATTACH:
         lab = lablib.Lab(build_dir, run_dir=pathlib.Path(_ATTACH))
         state = json.loads((lab.run_dir / lablib.STATE_FILE).read_text())
         lab.agent = lablib.Agent(state["agent_port"])
+        lab.agent_port = state["agent_port"]
+        lab.forwards = state.get("forwards", {})
+        if "1234" in lab.forwards:
+            lab.stub_port = lab.forwards["1234"]
         yield lab
 elif _GUESTS:
     @pytest.fixture(scope="session")
