@@ -41,7 +41,7 @@ def stub_alive(lab):
 def stub_stop(lab, sig="TERM"):
     lab.run(f"test -f {PIDFILE} && kill -{sig} $(cat {PIDFILE}); "
             f"for i in $(seq 50); do kill -0 $(cat {PIDFILE}) 2>/dev/null || break; "
-            "sleep 0.1; done; true")
+            f"sleep 0.1; done; rm -f {PIDFILE}")
 
 
 def stub_log(lab):
