@@ -181,6 +181,7 @@ class Lab:
         self.forwards = {}
         self.guests = {}
         self._console_start = {}
+        self._kind = {}
 
     # --- images ---------------------------------------------------------
     def _build_outputs(self):
@@ -386,11 +387,24 @@ class Lab:
         return host_port
 
     # --- guests ---------------------------------------------------------
-    def create_guest(self, name, timeout=600):
-        """xl create the guest and wait until its console shows progress."""
+    def create_guest(self, name, timeout=600, kind=None, cmdline=None):
+        """xl create the guest and wait until its console shows progress.
+
+        kind    -- which test guest (tiny, linux) to boot under this name
+                   (default: the name itself)
+        cmdline -- the guest kernel's command line, replacing the config's
+        """
+        kind = kind or name
+        self._kind[name] = kind
+        overrides = []
+        if name != kind:
+            overrides.append(f'name="{name}"')
+        if cmdline is not None:
+            overrides.append(f'cmdline="{cmdline}"')
         t = time.monotonic()
         self._console_start[name] = self._console_size(name)
-        self.sh(f"xl create /opt/vmistub/guests/{name}/{name}.cfg", timeout=timeout)
+        self.sh(f"xl create /opt/vmistub/guests/{kind}/{kind}.cfg "
+                + " ".join(shlex.quote(o) for o in overrides), timeout=timeout)
         domid = int(self.sh(f"xl domid {name}").strip())
         self.guests[name] = domid
         self.wait_progress(name, timeout=timeout)
@@ -415,7 +429,7 @@ class Lab:
 
     def progress(self, name):
         """The guest's latest progress number from its console, or None."""
-        found = GUEST_PROGRESS[name].findall(self.console(name))
+        found = GUEST_PROGRESS[self._kind.get(name, name)].findall(self.console(name))
         return int(found[-1]) if found else None
 
     def wait_progress(self, name, beyond=None, timeout=120):

@@ -32,6 +32,7 @@
 #define TINY_SELFTEST_HWBP  0x2u /* DR0 = tiny_hw_target, execute breakpoint */
 #define TINY_SELFTEST_PF    0x4u /* tiny_pf_cycle(): demand-mapped page */
 #define TINY_SELFTEST_STEP  0x8u /* tiny_self_step(): RFLAGS.TF over 4 nops */
+#define TINY_SELFTEST_RDTSCP 0x10u /* tiny_self_rdtscp(): one RDTSCP */
 #define TINY_SELFTEST_DEFAULT \
 	(TINY_SELFTEST_INT3 | TINY_SELFTEST_HWBP | TINY_SELFTEST_PF)
 
@@ -59,6 +60,8 @@ extern volatile uint64_t tiny_watch_target, tiny_read_target;
 extern volatile uint64_t tiny_print_every;
 extern volatile uint32_t tiny_selftest_flags;
 extern volatile uint64_t tiny_hw_calls;
+extern volatile uint64_t tiny_rdtscp_count;
+extern volatile uint64_t tiny_tsc_aux;
 extern volatile uint64_t tiny_vcpu1_counter, tiny_shared_calls;
 extern volatile uint32_t tiny_vcpu1_state;
 extern volatile int64_t tiny_vcpu1_error;
