@@ -133,11 +133,13 @@ def test_rdtscp_reaches_xen_as_rdtscp(lab):
 def test_port_forward_reaches_a_server_in_dom0(lab):
     """lab.forward: 127.0.0.1:PORT on this machine reaches a port in dom0 —
     here a second lab-agent, the same way gdb will reach vmistub."""
-    lab.sh("setsid /opt/lab/lab-agent 7001 >/dev/null 2>&1 </dev/null &")
+    lab.sh("setsid /opt/lab/lab-agent 7001 >/tmp/agent-7001.log 2>&1 </dev/null & "
+           "echo $! >/tmp/agent-7001.pid; "
+           "until grep -q listening /tmp/agent-7001.log; do usleep 20000; done", timeout=60)
     port = lab.forward(7001)
     r = lablib.Agent(port).run("xl domid tiny")
     assert r.ok and int(r.stdout) == lab.domid("tiny")
-    lab.sh("pkill -f 'lab-agent 7001'")
+    lab.sh("kill $(cat /tmp/agent-7001.pid)")
 
 
 def test_put_copies_a_file_into_dom0(lab, tmp_path):
