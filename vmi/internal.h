@@ -65,6 +65,10 @@ struct vmi_vcpu {
 	bool holding;           /* TF armed by vmi_hold_all(), not yet trapped */
 	bool hold_tf;           /* held that way: the answer must stop the step */
 	bool step_req;          /* vmi_response_step(on) for the pending event */
+	/* Registers a response wrote that Xen applies only when the vCPU next
+	 * resumes (see vmi_respond); not yet known to be applied. */
+	bool deferred;
+	struct vmi_gregs deferred_regs;
 	bool mtf;               /* MTF armed by the session */
 };
 

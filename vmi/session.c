@@ -427,6 +427,7 @@ deliver(struct vmi *v, struct vmi_event *ev)
 	if (ev->kind == VMI_EVENT_DEBUG)
 		classify(v, ev);
 	vc = &v->vcpus[ev->vcpu];
+	vc->deferred = false;   /* it ran: the last answer's registers are in */
 	if (ev->sync && vc->holding) {
 		/* Whatever stopped it first, it is held now (vmi_hold_all). */
 		vc->holding = false;
@@ -714,6 +715,14 @@ vmi_respond(struct vmi *v, unsigned vcpu, const struct vmi_response *r)
 	ret = v->ops->respond(v->drv, &vc->pending, r);
 	if (ret < 0)
 		return drv_result(v, ret);
+	/* Xen applies a response's registers when the vCPU next resumes
+	 * (hvm_vm_event_do_resume), and drops them if monitoring is disabled
+	 * first (vm_event_cleanup_domain frees them). Teardown writes them
+	 * itself, see apply_deferred. */
+	if (r->flags & VMI_RSP_SET_REGS) {
+		vc->deferred = true;
+		vc->deferred_regs = r->regs;
+	}
 	if (r->flags & VMI_RSP_TOGGLE_MTF)
 		vc->mtf = !vc->mtf;
 	vc->has_pending = false;
@@ -1066,9 +1075,11 @@ restore_vcpu(struct vmi *v, unsigned i, int *first)
 	struct vmi_regs regs;
 	int r;
 
-	if (vc->dr_saved || vc->tf || vc->dr6_dirty) {
+	if (vc->dr_saved || vc->tf || vc->dr6_dirty || vc->deferred) {
 		r = vmi_get_regs(v, i, &regs);
 		if (r == 0) {
+			if (vc->deferred)
+				regs.g = vc->deferred_regs;
 			if (vc->dr_saved) {
 				memcpy(regs.dr, vc->dr_orig, sizeof(regs.dr));
 				regs.dr7 = vc->dr7_orig;
@@ -1083,6 +1094,7 @@ restore_vcpu(struct vmi *v, unsigned i, int *first)
 		vc->hw_used = 0;
 		vc->tf = false;
 		vc->dr6_dirty = 0;
+		vc->deferred = false;
 	}
 	if (vc->mtf && !vc->has_pending) {
 		keep_first(first, drv_result(v, v->ops->mtf_arm(v->drv, i, false)));
@@ -1112,6 +1124,24 @@ release_vcpu(struct vmi *v, unsigned i, int *first)
 		rsp.flags |= VMI_RSP_REINJECT;
 	keep_first(first, vmi_respond(v, i, &rsp));
 	vc->has_pending = false;
+}
+
+static void
+apply_deferred(struct vmi *v, unsigned i, int *first)
+{
+	struct vmi_vcpu *vc = &v->vcpus[i];
+	struct vmi_regs regs;
+	int r;
+
+	if (!vc->deferred)
+		return;
+	r = vmi_get_regs(v, i, &regs);
+	if (r == 0) {
+		regs.g = vc->deferred_regs;
+		r = vmi_set_regs(v, i, &regs);
+	}
+	keep_first(first, r == -EOPNOTSUPP ? 0 : r);
+	vc->deferred = false;
 }
 
 /* Pull whatever is still in the ring into the held set, unhandled. */
@@ -1182,6 +1212,10 @@ vmi_teardown(struct vmi *v)
 		for (unsigned i = 0; i < v->nr_vcpus; i++)
 			release_vcpu(v, i, &first);
 		keep_first(&first, flush(v));
+		/* The answers' registers would be lost with the monitor (see
+		 * vmi_respond): write them now, while the domain is paused. */
+		for (unsigned i = 0; i < v->nr_vcpus; i++)
+			apply_deferred(v, i, &first);
 	}
 	for (int m = VMI_MON_COUNT - 1; m >= 0; m--) {
 		if (v->monitors[m] && v->state != VMI_DOM_GONE)

@@ -223,8 +223,12 @@ f_respond(struct vmi_driver *d, const struct vmi_event *ev,
 		return -ESRCH;
 	w->resp[w->nresp].ev = *ev;
 	w->resp[w->nresp++].r = *r;
-	if (r->flags & VMI_RSP_SET_REGS)
+	if ((r->flags & VMI_RSP_SET_REGS) && w->defer_gprs) {
+		w->deferred[ev->vcpu] = r->regs;
+		w->has_deferred[ev->vcpu] = true;
+	} else if (r->flags & VMI_RSP_SET_REGS) {
 		w->regs[ev->vcpu].g = r->regs;
+	}
 	if (r->flags & VMI_RSP_TOGGLE_MTF)
 		w->mtf_armed[ev->vcpu] = !w->mtf_armed[ev->vcpu];
 	return 0;
@@ -271,7 +275,16 @@ static int
 f_monitor_stop(struct vmi_driver *d)
 {
 	fake_log(W(d), "monitor_stop");
+	memset(W(d)->has_deferred, 0, sizeof(W(d)->has_deferred));
 	return 0;
+}
+
+void
+fake_resume(struct fake_world *w, unsigned vcpu)
+{
+	if (w->has_deferred[vcpu])
+		w->regs[vcpu].g = w->deferred[vcpu];
+	w->has_deferred[vcpu] = false;
 }
 
 static int

@@ -49,6 +49,11 @@ struct fake_world {
 	int drain_error;        /* returned once by drain() if set */
 	unsigned map_calls, mapped_chunks;
 	bool closed;
+	/* As Xen does: a response's registers wait for the vCPU's next
+	 * resume (fake_resume) and are dropped by monitor_stop. */
+	bool defer_gprs;
+	bool has_deferred[FAKE_VCPUS];
+	struct vmi_gregs deferred[FAKE_VCPUS];
 	int efd;
 	char log[8192];
 };
@@ -59,6 +64,8 @@ void fake_world_fini(struct fake_world *w);
 struct vmi_driver *fake_driver_new(struct fake_world *w, enum fake_platform p);
 /* Queue ev and make the event fd readable. */
 void fake_push(struct fake_world *w, const struct vmi_event *ev);
+/* The vCPU runs again: deferred response registers land. */
+void fake_resume(struct fake_world *w, unsigned vcpu);
 /* Append to the call log, as the driver does: "name;". */
 void fake_log(struct fake_world *w, const char *fmt, ...);
 /* Offset of the first occurrence of what in the log, or -1. */

@@ -615,6 +615,43 @@ t_hold_all_vcpus(void **state)
 }
 
 static void
+t_teardown_writes_deferred_registers(void **state)
+{
+	struct rec rc = { .verdict = VMI_RESUME, .step = true };
+	struct vmi_event ev = sync_event(VMI_EVENT_SWBREAK, 1, 0x4000);
+	struct vmi *v;
+
+	(void)state;
+	world.defer_gprs = true;
+	v = open_on(FAKE_AMD, &rc, 0, 0);
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	fake_resume(&world, 1);
+	assert_true(world.regs[1].g.rflags & VMI_RFLAGS_TF);
+	/* The last step answered with TF off, but the vCPU has not run
+	 * since: Xen still holds those registers when teardown begins. */
+	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4001);
+	ev.regs.rflags |= VMI_RFLAGS_TF;
+	world.regs[1].g.rflags |= VMI_RFLAGS_TF;
+	rc.step = false;
+	rc.verdict = VMI_HOLD;
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	struct vmi_response r;
+	vmi_response_init(&r, vmi_pending(v, 1));
+	r.regs.rax = 0x77;
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, false), 0);
+	assert_int_equal(vmi_respond(v, 1, &r), 0);
+	assert_true(world.regs[1].g.rflags & VMI_RFLAGS_TF);
+	vmi_close(v);
+	/* monitor_stop dropped Xen's copy; teardown wrote them itself. */
+	assert_false(world.regs[1].g.rflags & VMI_RFLAGS_TF);
+	assert_int_equal(world.regs[1].g.rax, 0x77);
+	assert_true(fake_log_at(&world, "set_regs:1") <
+	    fake_log_at(&world, "monitor_stop"));
+}
+
+static void
 t_hw_breakpoints(void **state)
 {
 	struct rec rc = { .verdict = VMI_RESUME };
@@ -959,6 +996,7 @@ main(void)
 		T(t_step_tf),
 		T(t_step_mtf),
 		T(t_hold_all_vcpus),
+		T(t_teardown_writes_deferred_registers),
 		T(t_hw_breakpoints),
 		T(t_cr8_is_read_only),
 		T(t_mem_access_restored),

@@ -7,7 +7,7 @@ import pytest
 
 UNIT = {
     "test_vmi_paging": 16,
-    "test_vmi_session": 22,
+    "test_vmi_session": 23,
 }
 
 
