@@ -981,6 +981,8 @@ cmd_hold_all(struct probe *p, unsigned release, double secs, char **addrs,
 	j_hex_array(&j, "rips", rips, nr);
 	j_int(&j, "released", release);
 	j_int(&j, "still_held", vmi_held_count(p->v));
+	j_int(&j, "events", p->events);
+	j_int(&j, "foreign", p->foreign);
 	j_hex_array(&j, "at_hold", held, (size_t)n);
 	j_hex_array(&j, "after_run", ran, (size_t)n);
 	if (r != 0 || p->err != 0)
