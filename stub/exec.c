@@ -294,6 +294,13 @@ on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
 		return 0;
 	}
 	vc = &s->vcpus[ev->vcpu];
+	log_debug("event %s vcpu %u rip %#llx cause %s slot %d%s",
+	    vmi_event_kind_name(ev->kind), ev->vcpu,
+	    (unsigned long long)ev->regs.rip,
+	    ev->kind == VMI_EVENT_DEBUG ?
+	    vmi_debug_cause_name(ev->u.debug.cause) : "-",
+	    ev->kind == VMI_EVENT_DEBUG ? ev->u.debug.slot : -1,
+	    s->running ? "" : " (stopped)");
 	if (ev->kind == VMI_EVENT_DEBUG && vc->parked &&
 	    ev->u.debug.cause == VMI_DEBUG_HWBREAK &&
 	    ev->u.debug.slot == STUB_PARK_SLOT)
