@@ -295,7 +295,10 @@ int vmi_hold_all(struct vmi *v);
 unsigned vmi_held_count(const struct vmi *v);
 /* The unanswered synchronous event holding vcpu, or NULL. */
 const struct vmi_event *vmi_pending(const struct vmi *v, unsigned vcpu);
-/* Answer vcpu's pending event; -ENOENT if none. */
+/* Answer vcpu's pending event; -ENOENT if none. Registers written with
+ * VMI_RSP_SET_REGS reach the vCPU when it next runs (Xen defers them to
+ * the resume), so vmi_get_regs() shows them only after that; teardown
+ * writes them itself so they are never lost. */
 int vmi_respond(struct vmi *v, unsigned vcpu, const struct vmi_response *r);
 
 enum vmi_monitor { VMI_MON_SWBREAK, VMI_MON_DEBUG, VMI_MON_MTF, VMI_MON_COUNT };
