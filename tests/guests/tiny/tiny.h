@@ -79,6 +79,7 @@ void tiny_long_line(void);
 void tiny_self_int3(void);
 void tiny_hw_target(void);
 void tiny_self_step(void);
+void tiny_self_rdtscp(void);
 void tiny_pf_cycle(void);
 void tiny_report(void);
 void tiny_iteration(void);
