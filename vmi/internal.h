@@ -69,6 +69,7 @@ struct vmi_vcpu {
 	 * resumes (see vmi_respond); not yet known to be applied. */
 	bool deferred;
 	struct vmi_gregs deferred_regs;
+	struct vmi_gregs deferred_from;   /* the registers it was held with */
 	bool mtf;               /* MTF armed by the session */
 };
 

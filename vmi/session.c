@@ -722,6 +722,7 @@ vmi_respond(struct vmi *v, unsigned vcpu, const struct vmi_response *r)
 	if (r->flags & VMI_RSP_SET_REGS) {
 		vc->deferred = true;
 		vc->deferred_regs = r->regs;
+		vc->deferred_from = vc->pending.regs;
 	}
 	if (r->flags & VMI_RSP_TOGGLE_MTF)
 		vc->mtf = !vc->mtf;
@@ -1068,6 +1069,19 @@ keep_first(int *first, int r)
 		*first = r;
 }
 
+/*
+ * Has the vCPU run since its last answer? If not, it still has exactly
+ * the registers it was held with and Xen still holds the answer's. Once
+ * it has run, the answer's registers are in and writing them again would
+ * rewind it (seen in the lab: a vCPU sent back to an old RIP crashed).
+ */
+static bool
+still_unapplied(const struct vmi_vcpu *vc, const struct vmi_regs *live)
+{
+	return vc->deferred &&
+	    memcmp(&live->g, &vc->deferred_from, sizeof(live->g)) == 0;
+}
+
 static void
 restore_vcpu(struct vmi *v, unsigned i, int *first)
 {
@@ -1078,7 +1092,7 @@ restore_vcpu(struct vmi *v, unsigned i, int *first)
 	if (vc->dr_saved || vc->tf || vc->dr6_dirty || vc->deferred) {
 		r = vmi_get_regs(v, i, &regs);
 		if (r == 0) {
-			if (vc->deferred)
+			if (still_unapplied(vc, &regs))
 				regs.g = vc->deferred_regs;
 			if (vc->dr_saved) {
 				memcpy(regs.dr, vc->dr_orig, sizeof(regs.dr));
@@ -1136,7 +1150,7 @@ apply_deferred(struct vmi *v, unsigned i, int *first)
 	if (!vc->deferred)
 		return;
 	r = vmi_get_regs(v, i, &regs);
-	if (r == 0) {
+	if (r == 0 && still_unapplied(vc, &regs)) {
 		regs.g = vc->deferred_regs;
 		r = vmi_set_regs(v, i, &regs);
 	}

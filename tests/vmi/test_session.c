@@ -632,7 +632,7 @@ t_teardown_writes_deferred_registers(void **state)
 	 * since: Xen still holds those registers when teardown begins. */
 	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4001);
 	ev.regs.rflags |= VMI_RFLAGS_TF;
-	world.regs[1].g.rflags |= VMI_RFLAGS_TF;
+	world.regs[1].g = ev.regs;     /* where the vCPU stopped */
 	rc.step = false;
 	rc.verdict = VMI_HOLD;
 	fake_push(&world, &ev);
@@ -649,6 +649,24 @@ t_teardown_writes_deferred_registers(void **state)
 	assert_int_equal(world.regs[1].g.rax, 0x77);
 	assert_true(fake_log_at(&world, "set_regs:1") <
 	    fake_log_at(&world, "monitor_stop"));
+
+	/* A vCPU that ran on after its answer must not be rewound to it. */
+	teardown(NULL);
+	setup(NULL);
+	world.defer_gprs = true;
+	rc.verdict = VMI_HOLD;
+	v = open_on(FAKE_AMD, &rc, 0, 0);
+	ev = sync_event(VMI_EVENT_SWBREAK, 2, 0x4000);
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	vmi_response_init(&r, vmi_pending(v, 2));
+	r.flags |= VMI_RSP_SET_REGS;
+	r.regs.rip = 0x4001;
+	assert_int_equal(vmi_respond(v, 2, &r), 0);
+	fake_resume(&world, 2);
+	world.regs[2].g.rip = 0x9999;      /* it ran on */
+	vmi_close(v);
+	assert_int_equal(world.regs[2].g.rip, 0x9999);
 }
 
 static void
