@@ -61,6 +61,12 @@ def assert_tiny_healthy(lab):
     assert "FATAL" not in lab.console("tiny").rsplit("tiny: boot", 1)[-1]
 
 
+def background(lab, script, out):
+    """Start script in dom0 and return at once (the agent waits for every
+    holder of its output to close it, so all of them are redirected)."""
+    lab.sh(f"rm -f {out}; sh -c '{script}' </dev/null >/dev/null 2>&1 &")
+
+
 def objdump(elf):
     """address -> (next address, mnemonic, direct target or None)."""
     out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "-M", "att", str(elf)],
@@ -300,8 +306,8 @@ def test_domain_death_arrives_as_one_event(lab, tiny_symbols):
     """The guest is destroyed under a session with a breakpoint set and
     monitors on: the session reports it once and ends cleanly."""
     fn = tiny_symbols["tiny_fib"]
-    lab.sh(f"rm -f /tmp/death.out; ({PROBE} tiny break {hex(fn)} 100000000 600 "
-           f">/tmp/death.out 2>&1; echo exit=$? >>/tmp/death.out) &")
+    background(lab, f"{PROBE} tiny break {hex(fn)} 100000000 600 >/tmp/death.out 2>&1; "
+               "echo exit=$? >>/tmp/death.out", "/tmp/death.out")
     deadline = time.monotonic() + 120
     while '"event": "break"' not in lab.run("cat /tmp/death.out").stdout:
         assert time.monotonic() < deadline, lab.run("cat /tmp/death.out").stdout
@@ -329,7 +335,7 @@ def test_sigkill_mid_session_leaves_this_behind(lab, tiny_symbols, figures):
     fn = tiny_symbols["tiny_step_counter"]
     hw = tiny_symbols["tiny_long_line"]
     orig = probe(lab, "tiny", "read-virt", 0, fn, 1)[0]["hex"]
-    lab.sh(f"rm -f /tmp/hold.out; ({PROBE} tiny hold {hex(fn)} {hex(hw)} >/tmp/hold.out 2>&1 &)")
+    background(lab, f"{PROBE} tiny hold {hex(fn)} {hex(hw)} >/tmp/hold.out 2>&1", "/tmp/hold.out")
     deadline = time.monotonic() + 120
     while '"event": "held"' not in lab.run("cat /tmp/hold.out").stdout:
         assert time.monotonic() < deadline, lab.run("cat /tmp/hold.out").stdout
