@@ -38,7 +38,8 @@ def test_hbreak_tbreak_conditional(lab, port, tiny_elf, tiny_symbols, detached, 
         "break tiny_step_counter if (tiny_counter % 4) == 3", "continue",
         'printf "cond %lu\\n", tiny_counter % 4',
         "delete", "detach"])
-    assert "Hardware assisted breakpoint 1, tiny_update_checksum" in out, out
+    assert "Hardware assisted breakpoint 1 at" in out, out
+    assert "hit Breakpoint 1, tiny_update_checksum" in out, out
     assert val(out, "pc") == tiny_symbols["tiny_update_checksum"], out
     assert "Temporary breakpoint 2, tiny_long_line" in out, out
     assert "Breakpoint 3, tiny_step_counter" in out, out
