@@ -67,7 +67,8 @@ void fake_push(struct fake_world *w, const struct vmi_event *ev);
 /* The vCPU runs again: deferred response registers land. */
 void fake_resume(struct fake_world *w, unsigned vcpu);
 /* Append to the call log, as the driver does: "name;". */
-void fake_log(struct fake_world *w, const char *fmt, ...);
+void fake_log(struct fake_world *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Offset of the first occurrence of what in the log, or -1. */
 int fake_log_at(const struct fake_world *w, const char *what);
 

@@ -26,6 +26,11 @@
 #include <xenstore.h>
 #include <xen/sched.h>
 
+/* The ring macros of xen/io/ring.h expand to GNU C (statement expressions,
+ * typeof) in this file; clang's -Wpedantic would reject Xen's header code,
+ * which gcc exempts as coming from a system header. */
+#pragma GCC diagnostic ignored "-Wpedantic"
+
 /* xen/arch-x86/cpufeatureset.h: XEN_CPUFEATURE(VMX, 1*32+5) and
  * XEN_CPUFEATURE(SVM, 3*32+2); physinfo.hw_cap is that feature set. */
 #define HWCAP_VMX_WORD 1
