@@ -59,7 +59,7 @@ def lab(build_dir):
     try:
         lab.start()
         for guest in ("tiny", "linux"):
-            lab.create_guest(guest)
+            lab.create_guest_retrying(guest)
     except Exception as e:
         _lab_state["error"] = str(e).splitlines()[0]
         lab.collect_logs(build_dir / "lab-logs" / "startup")
@@ -69,6 +69,10 @@ def lab(build_dir):
     try:
         yield lab
     finally:
+        # Every guest crash of the session, expected or not, is reported.
+        dumps = lab.crash_dumps()
+        if lab.incidents or dumps:
+            FIGURES["lab.incidents"] = lab.incidents + [f"Xen: {d}" for d in dumps]
         lab.close()
 
 
@@ -88,7 +92,12 @@ def pytest_terminal_summary(terminalreporter):
     if FIGURES:
         terminalreporter.section("figures (measured, not asserted)")
         for k in sorted(FIGURES):
-            terminalreporter.write_line(f"{k}: {FIGURES[k]}")
+            if isinstance(FIGURES[k], list):
+                terminalreporter.write_line(f"{k}:")
+                for item in FIGURES[k]:
+                    terminalreporter.write_line(f"  {item}")
+            else:
+                terminalreporter.write_line(f"{k}: {FIGURES[k]}")
 
 
 @pytest.fixture(scope="session")
