@@ -99,17 +99,27 @@ mon_phys(struct stub *s, const char *arg, struct out *o)
 static int
 mon_translate(struct stub *s, const char *arg, struct out *o)
 {
-	unsigned long long a = 0, b = 0;
+	unsigned long long a, b = 0;
 	unsigned vcpu = s->gvcpu;
 	struct vmi_as as;
 	struct vmi_xlate x;
 	struct vmi_regs *regs;
-	int n = sscanf(arg, "%lli %lli", (long long *)&a, (long long *)&b), r;
+	char *end;
+	int r;
 
-	if (n == 2) {
+	/* Addresses are unsigned 64-bit: strtoull, not a signed %lli. */
+	a = strtoull(arg, &end, 0);
+	if (end == arg)
+		return -EINVAL;
+	if (*end == ' ') {
+		const char *p = end + strspn(end, " ");
+
+		b = strtoull(p, &end, 0);
+		if (end == p || *end != '\0')
+			return -EINVAL;
 		vcpu = (unsigned)a;
 		a = b;
-	} else if (n != 1) {
+	} else if (*end != '\0') {
 		return -EINVAL;
 	}
 	r = stub_regs(s, vcpu, &regs);
