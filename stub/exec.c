@@ -301,10 +301,16 @@ on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
 	    vmi_debug_cause_name(ev->u.debug.cause) : "-",
 	    ev->kind == VMI_EVENT_DEBUG ? ev->u.debug.slot : -1,
 	    s->running ? "" : " (stopped)");
+	/* Parked: held until gdb resumes it. A #DB of unknown cause on a
+	 * parked vCPU is the park too: in the lab a vCPU that comes back from
+	 * the guest's own #BP handler with RF set traps one instruction past
+	 * DR3 (seen at the tiny guest's self-test int3), and re-injecting it
+	 * would hand the guest a #DB with no cause and let the vCPU run on. */
 	if (ev->kind == VMI_EVENT_DEBUG && vc->parked &&
-	    ev->u.debug.cause == VMI_DEBUG_HWBREAK &&
-	    ev->u.debug.slot == STUB_PARK_SLOT)
-		return VMI_HOLD;    /* parked: held until gdb resumes it */
+	    ((ev->u.debug.cause == VMI_DEBUG_HWBREAK &&
+	    ev->u.debug.slot == STUB_PARK_SLOT) ||
+	    ev->u.debug.cause == VMI_DEBUG_UNKNOWN))
+		return VMI_HOLD;
 	ours = vmi_event_ours(v, ev);
 	if (ours <= 0) {
 		if ((ev->kind == VMI_EVENT_SWBREAK ||
