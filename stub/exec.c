@@ -306,10 +306,9 @@ on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
 	 * the guest's own #BP handler with RF set traps one instruction past
 	 * DR3 (seen at the tiny guest's self-test int3), and re-injecting it
 	 * would hand the guest a #DB with no cause and let the vCPU run on. */
-	if (ev->kind == VMI_EVENT_DEBUG && vc->parked &&
-	    ((ev->u.debug.cause == VMI_DEBUG_HWBREAK &&
-	    ev->u.debug.slot == STUB_PARK_SLOT) ||
-	    ev->u.debug.cause == VMI_DEBUG_UNKNOWN))
+	if ((ev->kind == VMI_EVENT_DEBUG || ev->kind == VMI_EVENT_SINGLESTEP) &&
+	    vc->parked && (ev->kind == VMI_EVENT_SINGLESTEP ||
+	    ev->u.debug.cause != VMI_DEBUG_WATCH))
 		return VMI_HOLD;
 	ours = vmi_event_ours(v, ev);
 	if (ours <= 0) {
@@ -436,6 +435,13 @@ still_stands(struct stub *s, unsigned vcpu)
 	return classify_stop(s, ev, &st);
 }
 
+/*
+ * DR3 at the vCPU's RIP traps before anything there runs; a single step
+ * as well, because the RIP a paused vCPU reports is not always where it
+ * goes next: with a trap still to be delivered (the guest's own int3,
+ * re-injected) it enters the guest's handler and comes back elsewhere
+ * (seen in the lab: vCPU 0 ran past a removed breakpoint).
+ */
 static int
 park(struct stub *s, unsigned i)
 {
@@ -445,6 +451,8 @@ park(struct stub *s, unsigned i)
 	if (r == 0)
 		r = vmi_hwbreak_set(s->v, i, STUB_PARK_SLOT, regs->g.rip,
 		    VMI_HW_EXEC, 1);
+	if (r == 0)
+		r = vmi_step_arm(s->v, i, true);
 	if (r == 0) {
 		s->vcpus[i].parked = true;
 		s->stats.parks++;
