@@ -191,6 +191,15 @@ int stub_interrupt(struct stub *s);
 void stub_on_events(struct stub *s);
 int stub_hw_slots_free(const struct stub *s);
 
+/* A text built with printf-like appends, cut (never overrun) at cap. */
+struct stub_text {
+	char *buf;
+	size_t len, cap;
+};
+
+void stub_text_add(struct stub_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* monitor.c */
 int stub_monitor(struct stub *s, const char *cmd, struct rsp_reply *r);
 /* qXfer:osdata document for annex ("" or "processes"): its length. */

@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,40 +353,18 @@ cmd_thread_extra(struct stub *s, struct stub_conn *c,
 
 /* ---- qXfer ---------------------------------------------------------------------------------- */
 
-struct doc {
-	char *buf;
-	size_t len, cap;
-};
-
 static void
-doc_add(struct doc *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-doc_add(struct doc *d, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(d->buf + d->len, d->cap - d->len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		d->len = d->len + (size_t)n < d->cap ? d->len + (size_t)n :
-		    d->cap - 1;
-}
-
-static void
-threads_doc(struct stub *s, struct doc *d)
+threads_doc(struct stub *s, struct stub_text *d)
 {
 	char extra[128];
 
-	doc_add(d, "<?xml version=\"1.0\"?>\n<threads>\n");
+	stub_text_add(d, "<?xml version=\"1.0\"?>\n<threads>\n");
 	for (unsigned i = 0; i < s->nvcpus; i++) {
 		vcpu_extra(s, i, extra, sizeof(extra));
-		doc_add(d, "<thread id=\"%x\" core=\"%x\" name=\"vCPU %u\">"
+		stub_text_add(d, "<thread id=\"%x\" core=\"%x\" name=\"vCPU %u\">"
 		    "vCPU %u (%s)</thread>\n", i + 1, i, i, i, extra);
 	}
-	doc_add(d, "</threads>\n");
+	stub_text_add(d, "</threads>\n");
 }
 
 static bool
@@ -402,7 +379,7 @@ cmd_xfer(struct stub *s, struct stub_conn *c,
     const struct rsp_command *cmd, struct rsp_reply *r)
 {
 	static char buf[32768];
-	struct doc d = { .buf = buf, .cap = sizeof(buf) };
+	struct stub_text d = { .buf = buf, .cap = sizeof(buf) };
 	int ret;
 
 	buf[0] = '\0';
@@ -415,7 +392,7 @@ cmd_xfer(struct stub *s, struct stub_conn *c,
 		return 0;
 	case RSP_XFER_THREADS:
 		if (s->v == NULL)
-			doc_add(&d, "<threads/>\n");
+			stub_text_add(&d, "<threads/>\n");
 		else
 			threads_doc(s, &d);
 		break;

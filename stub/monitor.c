@@ -15,33 +15,27 @@
 
 #define OUT_MAX 8192
 
-struct out {
-	char buf[OUT_MAX];
-	size_t len;
-};
-
-static void say(struct out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-say(struct out *o, const char *fmt, ...)
+void
+stub_text_add(struct stub_text *t, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
 
+	if (t->cap == 0)
+		return;
 	va_start(ap, fmt);
-	n = vsnprintf(o->buf + o->len, sizeof(o->buf) - o->len, fmt, ap);
+	n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		o->len = o->len + (size_t)n < sizeof(o->buf) ? o->len + (size_t)n :
-		    sizeof(o->buf) - 1;
+		t->len = t->len + (size_t)n < t->cap ? t->len + (size_t)n :
+		    t->cap - 1;
 }
 
 static int
-mon_help(struct stub *s, const char *arg, struct out *o);
+mon_help(struct stub *s, const char *arg, struct stub_text *o);
 
 static int
-mon_info(struct stub *s, const char *arg, struct out *o)
+mon_info(struct stub *s, const char *arg, struct stub_text *o)
 {
 	struct vmi_info info;
 	const char *why;
@@ -49,42 +43,42 @@ mon_info(struct stub *s, const char *arg, struct out *o)
 	int r;
 
 	if (s->v == NULL) {
-		say(o, "no domain attached\n");
+		stub_text_add(o, "no domain attached\n");
 		return 0;
 	}
 	r = vmi_info(s->v, &info);
 	if (r < 0)
 		return r;
 	m = vmi_step_mechanism(s->v, &why);
-	say(o, "domain %u, %u vCPUs, driver %s, platform %s\n", s->domid,
+	stub_text_add(o, "domain %u, %u vCPUs, driver %s, platform %s\n", s->domid,
 	    s->nvcpus, info.driver, info.platform);
-	say(o, "capabilities:");
+	stub_text_add(o, "capabilities:");
 	for (int c = 0; c < VMI_CAP_COUNT; c++)
 		if (vmi_has(s->v, (enum vmi_cap)c))
-			say(o, " %s", vmi_cap_name((enum vmi_cap)c));
-	say(o, "\nsingle-step: %s (%s)\n", vmi_step_mech_name(m), why);
-	say(o, "software breakpoints: int3 with the guest's own int3 %s\n",
+			stub_text_add(o, " %s", vmi_cap_name((enum vmi_cap)c));
+	stub_text_add(o, "\nsingle-step: %s (%s)\n", vmi_step_mech_name(m), why);
+	stub_text_add(o, "software breakpoints: int3 with the guest's own int3 %s\n",
 	    vmi_has(s->v, VMI_CAP_REINJECT) ? "re-injected" : "NOT re-injected");
-	say(o, "hardware breakpoints/watchpoints: %s, %d of %d debug "
+	stub_text_add(o, "hardware breakpoints/watchpoints: %s, %d of %d debug "
 	    "registers free (DR%d holds stopped vCPUs)\n",
 	    vmi_has(s->v, VMI_CAP_HWBREAK) ? "debug registers" : "none",
 	    stub_hw_slots_free(s), STUB_GDB_SLOTS, STUB_PARK_SLOT);
-	say(o, "memory-access watchpoints: %s\n",
+	stub_text_add(o, "memory-access watchpoints: %s\n",
 	    vmi_has(s->v, VMI_CAP_MEMACCESS) ? "available" :
 	    "not on this platform");
-	say(o, "addresses: %s\n", s->phys ? "guest physical" :
+	stub_text_add(o, "addresses: %s\n", s->phys ? "guest physical" :
 	    "guest virtual (the selected vCPU's page tables)");
-	say(o, "events %" PRIu64 ", stops %" PRIu64 ", re-injected %" PRIu64
+	stub_text_add(o, "events %" PRIu64 ", stops %" PRIu64 ", re-injected %" PRIu64
 	    ", range steps %" PRIu64 ", parks %" PRIu64 "\n", s->stats.events,
 	    s->stats.stops, s->stats.reinjected, s->stats.steps,
 	    s->stats.parks);
 	if (info.why[0] != '\0')
-		say(o, "probe: %s\n", info.why);
+		stub_text_add(o, "probe: %s\n", info.why);
 	return 0;
 }
 
 static int
-mon_phys(struct stub *s, const char *arg, struct out *o)
+mon_phys(struct stub *s, const char *arg, struct stub_text *o)
 {
 	if (strcmp(arg, "on") == 0)
 		s->phys = true;
@@ -92,12 +86,12 @@ mon_phys(struct stub *s, const char *arg, struct out *o)
 		s->phys = false;
 	else if (*arg != '\0')
 		return -EINVAL;
-	say(o, "physical addressing %s\n", s->phys ? "on" : "off");
+	stub_text_add(o, "physical addressing %s\n", s->phys ? "on" : "off");
 	return 0;
 }
 
 static int
-mon_translate(struct stub *s, const char *arg, struct out *o)
+mon_translate(struct stub *s, const char *arg, struct stub_text *o)
 {
 	unsigned long long a, b = 0;
 	unsigned vcpu = s->gvcpu;
@@ -128,31 +122,31 @@ mon_translate(struct stub *s, const char *arg, struct out *o)
 	if (r < 0)
 		return r;
 	r = vmi_translate(s->v, &as, a, &x);
-	say(o, "vCPU %u cr3 %#" PRIx64 ": %#llx -> ", vcpu, as.cr3, a);
+	stub_text_add(o, "vCPU %u cr3 %#" PRIx64 ": %#llx -> ", vcpu, as.cr3, a);
 	if (r == 0)
-		say(o, "%#" PRIx64 " (%s page, %s%s)\n", x.gpa,
+		stub_text_add(o, "%#" PRIx64 " (%s page, %s%s)\n", x.gpa,
 		    x.page_size == (1ULL << 30) ? "1G" : x.page_size ==
 		    (1ULL << 21) ? "2M" : "4K", x.writable ? "rw" : "ro",
 		    x.user ? " user" : "");
 	else
-		say(o, "fails: %s at %s\n", vmi_xlate_errstr(x.err),
+		stub_text_add(o, "fails: %s at %s\n", vmi_xlate_errstr(x.err),
 		    vmi_xlate_levelstr(x.level));
 	return 0;
 }
 
 static int
-mon_cache(struct stub *s, const char *arg, struct out *o)
+mon_cache(struct stub *s, const char *arg, struct stub_text *o)
 {
 	struct vmi_cache_stats st;
 
 	if (strcmp(arg, "flush") == 0) {
 		vmi_cache_flush(s->v);
-		say(o, "mapping cache flushed\n");
+		stub_text_add(o, "mapping cache flushed\n");
 	} else if (*arg != '\0' && strcmp(arg, "show") != 0) {
 		return -EINVAL;
 	}
 	vmi_cache_stats(s->v, &st);
-	say(o, "mapping cache: %u of %u chunks of %u frames; hits %" PRIu64
+	stub_text_add(o, "mapping cache: %u of %u chunks of %u frames; hits %" PRIu64
 	    ", misses %" PRIu64 ", map calls %" PRIu64 ", evictions %" PRIu64
 	    "\n", st.chunks, st.max_chunks, st.chunk_frames, st.hits, st.misses,
 	    st.map_calls, st.evictions);
@@ -160,7 +154,7 @@ mon_cache(struct stub *s, const char *arg, struct out *o)
 }
 
 static int
-mon_breakpoints(struct stub *s, const char *arg, struct out *o)
+mon_breakpoints(struct stub *s, const char *arg, struct stub_text *o)
 {
 	static const char *const kinds[] = { "sw", "hw", "watch", "rwatch",
 	    "awatch" };
@@ -172,24 +166,24 @@ mon_breakpoints(struct stub *s, const char *arg, struct out *o)
 		if (!b->used)
 			continue;
 		n++;
-		say(o, "%-6s %#" PRIx64, kinds[b->type], b->addr);
+		stub_text_add(o, "%-6s %#" PRIx64, kinds[b->type], b->addr);
 		if (b->type == RSP_BP_SOFTWARE)
-			say(o, " (int3 at gpa %#" PRIx64 ")\n", b->gpa);
+			stub_text_add(o, " (int3 at gpa %#" PRIx64 ")\n", b->gpa);
 		else
-			say(o, " len %u (DR%d on every vCPU)\n", b->len, b->slot);
+			stub_text_add(o, " len %u (DR%d on every vCPU)\n", b->len, b->slot);
 	}
 	for (unsigned i = 0; i < s->nvcpus; i++)
 		if (s->vcpus[i].parked)
-			say(o, "park   vCPU %u held by DR%d\n", i, STUB_PARK_SLOT);
+			stub_text_add(o, "park   vCPU %u held by DR%d\n", i, STUB_PARK_SLOT);
 	if (n == 0)
-		say(o, "no breakpoints\n");
+		stub_text_add(o, "no breakpoints\n");
 	return 0;
 }
 
 static const struct {
 	const char *name;
 	bool needs_target;
-	int (*fn)(struct stub *s, const char *arg, struct out *o);
+	int (*fn)(struct stub *s, const char *arg, struct stub_text *o);
 	const char *help;
 } commands[] = {
 	{ "help", false, mon_help, "this list" },
@@ -205,22 +199,22 @@ static const struct {
 };
 
 static int
-mon_help(struct stub *s, const char *arg, struct out *o)
+mon_help(struct stub *s, const char *arg, struct stub_text *o)
 {
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		say(o, "monitor %-12s %s\n", commands[i].name, commands[i].help);
+		stub_text_add(o, "monitor %-12s %s\n", commands[i].name, commands[i].help);
 	return 0;
 }
 
 int
 stub_monitor(struct stub *s, const char *cmd, struct rsp_reply *r)
 {
-	struct out *o = calloc(1, sizeof(*o));
+	struct stub_text o = { .buf = malloc(OUT_MAX), .cap = OUT_MAX };
 	size_t n = strcspn(cmd, " ");
 	const char *arg = cmd + n + strspn(cmd + n, " ");
 	int ret = -ENOENT;
 
-	if (o == NULL)
+	if (o.buf == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strlen(commands[i].name) != n ||
@@ -231,71 +225,54 @@ stub_monitor(struct stub *s, const char *cmd, struct rsp_reply *r)
 		else if (commands[i].needs_target && s->running)
 			ret = -EBUSY;
 		else
-			ret = commands[i].fn(s, arg, o);
+			ret = commands[i].fn(s, arg, &o);
 		break;
 	}
 	if (ret == -ENOENT)
-		say(o, "unknown monitor command '%s'; try 'monitor help'\n", cmd);
+		stub_text_add(&o, "unknown monitor command '%s'; try 'monitor help'\n", cmd);
 	if (ret == -ENOENT || ret == 0)
-		rsp_reply_hex(r, o->buf, o->len);
-	free(o);
+		rsp_reply_hex(r, o.buf, o.len);
+	free(o.buf);
 	return ret == -ENOENT ? 0 : ret;
 }
 
 /* ---- info os (qXfer:osdata, GDB manual "Operating System Information") ---- */
-
-static void
-cat(char *buf, size_t cap, size_t *len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void
-cat(char *buf, size_t cap, size_t *len, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf + *len, cap - *len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
-}
 
 int
 stub_osdata(struct stub *s, const char *annex, size_t annex_len, char *buf,
     size_t cap)
 {
 	struct vmi_xen_domain doms[128];
-	size_t len = 0;
+	struct stub_text d = { .buf = buf, .cap = cap };
 	int n;
 
-	cat(buf, cap, &len, "<?xml version=\"1.0\"?>\n"
+	stub_text_add(&d, "<?xml version=\"1.0\"?>\n"
 	    "<!DOCTYPE target SYSTEM \"osdata.dtd\">\n");
 	if (annex_len == 0) {
-		cat(buf, cap, &len, "<osdata type=\"types\">\n<item>"
+		stub_text_add(&d, "<osdata type=\"types\">\n<item>"
 		    "<column name=\"Type\">processes</column>"
 		    "<column name=\"Description\">Listing of Xen domains "
 		    "vmistub can attach to</column>"
 		    "<column name=\"Title\">Domains</column></item>\n"
 		    "</osdata>\n");
-		return (int)len;
+		return (int)d.len;
 	}
 	if (annex_len != 9 || memcmp(annex, "processes", 9) != 0)
 		return -ENOENT;
 	n = vmi_xen_list_domains(doms, 128);
 	if (n < 0)
 		return n;
-	cat(buf, cap, &len, "<osdata type=\"processes\">\n");
+	stub_text_add(&d, "<osdata type=\"processes\">\n");
 	for (int i = 0; i < n; i++) {
 		if (doms[i].domid == 0)
 			continue;   /* dom0 runs vmistub itself */
-		cat(buf, cap, &len, "<item><column name=\"pid\">%u</column>"
+		stub_text_add(&d, "<item><column name=\"pid\">%u</column>"
 		    "<column name=\"user\">xen</column>"
 		    "<column name=\"command\">%s</column>"
 		    "<column name=\"cores\">%s</column></item>\n",
 		    doms[i].domid, doms[i].name,
 		    s->v != NULL && s->domid == doms[i].domid ? "attached" : "");
 	}
-	cat(buf, cap, &len, "</osdata>\n");
-	return (int)len;
+	stub_text_add(&d, "</osdata>\n");
+	return (int)d.len;
 }
