@@ -199,6 +199,19 @@ report(struct stub *s, unsigned vcpu)
 	vc->stop.valid = false;
 }
 
+/*
+ * While gdb waits for a stop the housekeeping timer also drains the ring
+ * every 10 ms: in the lab some events were seen only at the next 0.5 s
+ * tick (a step that takes 0.3 ms waited ~200 ms), so an event-channel
+ * wake-up gets lost somewhere below the stub. The fd stays the main path.
+ */
+static void
+pace(struct stub *s, bool running)
+{
+	s->timer.repeat = running ? 0.01 : 0.5;
+	ev_timer_again(s->loop, &s->timer);
+}
+
 /* The first stop while running stops everything (all-stop). */
 static void
 all_stop(struct stub *s, unsigned vcpu)
@@ -208,6 +221,7 @@ all_stop(struct stub *s, unsigned vcpu)
 	if (r < 0)
 		log_error("pause domain %u: %s", s->domid, strerror(-r));
 	s->running = false;
+	pace(s, false);
 	stub_regs_forget(s);
 	report(s, vcpu);
 }
@@ -549,6 +563,7 @@ stub_resume(struct stub *s, const struct rsp_vcont_action *acts, size_t n)
 		s->running = false;
 		return r;
 	}
+	pace(s, true);
 	return STUB_REPLY_LATER;
 }
 
@@ -567,6 +582,7 @@ stub_interrupt(struct stub *s)
 		return r;
 	}
 	s->running = false;
+	pace(s, false);
 	stub_regs_forget(s);
 	vcpu = s->gvcpu < s->nvcpus ? s->gvcpu : 0;
 	if (s->conn != NULL) {

@@ -19,7 +19,7 @@ def test_packet_counts_and_throughput(lab, port, tiny_elf, tiny_symbols, tmp_pat
     dump = tmp_path / "mem.bin"
     t = {}
     cmds = [
-        "echo @attached\\n",
+        "echo @attached\\n", "set scheduler-locking step",
         "break tiny_fib", "continue", "echo @bp0\\n", "continue", "echo @bp1\\n",
         "delete", "echo @stepi0\\n", "stepi", "echo @stepi1\\n",
         "echo @write0\\n", "set var tiny_delta = 1", "echo @write1\\n",
@@ -27,7 +27,7 @@ def test_packet_counts_and_throughput(lab, port, tiny_elf, tiny_symbols, tmp_pat
         "monitor phys on", "echo @dump0\\n",
         f"dump binary memory {dump} 0 {MIB16:#x}", "echo @dump1\\n",
         "monitor phys off", "detach"]
-    pre = ["set debug remote 1", "set scheduler-locking step", "echo @start\\n"]
+    pre = ["set debug remote 1", "echo @start\\n"]
     t0 = time.monotonic()
     out = gdb(tiny_elf, port, cmds, pre=pre, timeout=900)
     total = time.monotonic() - t0

