@@ -360,11 +360,21 @@ void
 stub_stop_reply(struct stub *s, unsigned vcpu, const struct stub_stop *st,
     struct rsp_reply *r)
 {
-	static const uint16_t expedite[] = { RSP_AMD64_RBP, RSP_AMD64_RSP,
-	    RSP_AMD64_RIP };
+	/* The whole core set, not just rbp/rsp/rip: gdb then shows a frame's
+	 * arguments (rdi, rsi, ...) and survives a memory write without a
+	 * g packet after every stop (issue 5's packet budget). */
+	static const uint16_t expedite[] = {
+		RSP_AMD64_RAX, RSP_AMD64_RBX, RSP_AMD64_RCX, RSP_AMD64_RDX,
+		RSP_AMD64_RSI, RSP_AMD64_RDI, RSP_AMD64_RBP, RSP_AMD64_RSP,
+		RSP_AMD64_R8, RSP_AMD64_R9, RSP_AMD64_R10, RSP_AMD64_R11,
+		RSP_AMD64_R12, RSP_AMD64_R13, RSP_AMD64_R14, RSP_AMD64_R15,
+		RSP_AMD64_RIP, RSP_AMD64_EFLAGS, RSP_AMD64_CS, RSP_AMD64_SS,
+		RSP_AMD64_DS, RSP_AMD64_ES, RSP_AMD64_FS, RSP_AMD64_GS,
+	};
+	enum { NEXP = sizeof(expedite) / sizeof(expedite[0]) };
 	struct rsp_amd64_regfile f;
-	struct rsp_expedited ex[3];
-	uint8_t scratch[64];
+	struct rsp_expedited ex[NEXP];
+	uint8_t scratch[16 * NEXP];
 	struct vmi_regs *regs;
 	uint32_t feat = s->conn ? s->conn->features : 0;
 	struct rsp_stop stop = {
@@ -379,8 +389,8 @@ stub_stop_reply(struct stub *s, unsigned vcpu, const struct stub_stop *st,
 		stop.reason = RSP_STOP_NONE;
 	if (stub_regs(s, vcpu, &regs) == 0) {
 		stub_regfile_from(&f, regs);
-		stop.nregs = rsp_regfile_expedite(&f, expedite, 3, ex, scratch,
-		    sizeof(scratch));
+		stop.nregs = rsp_regfile_expedite(&f, expedite, NEXP, ex,
+		    scratch, sizeof(scratch));
 	}
 	rsp_reply_stop(r, &stop);
 	s->last_stop_vcpu = (int)vcpu;
