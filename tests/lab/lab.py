@@ -60,6 +60,10 @@ class LabError(RuntimeError):
     pass
 
 
+DOM0_CORRUPTION = re.compile(r"died due to fatal signal \w+( \w+)*|unable to XZ decompress kernel"
+                             r"|Segmentation fault|malloc\(\): \w+")
+
+
 class GuestCrashed(LabError):
     def __init__(self, message, dump):
         super().__init__(message)
@@ -413,10 +417,18 @@ class Lab:
             except GuestCrashed as e:
                 self.incidents.append(f"{name} crashed while booting (attempt {attempt}): "
                                       f"{e.dump}")
-                self.log(self.incidents[-1])
-                self.run(f"xl destroy {name}", timeout=60)
-                if attempt == attempts:
+            except LabError as e:
+                # dom0's own userspace is sometimes corrupted under the
+                # nested emulation: xl dies on a signal, or misreads the
+                # kernel it decompresses. Only those failures are retried.
+                if not DOM0_CORRUPTION.search(str(e)):
                     raise
+                self.incidents.append(f"xl create {name} failed in dom0 (attempt {attempt}): "
+                                      + DOM0_CORRUPTION.search(str(e)).group(0))
+            self.log(self.incidents[-1])
+            self.run(f"xl destroy {name}", timeout=60)
+            if attempt == attempts:
+                raise LabError(f"{name} did not boot in {attempts} attempts: {self.incidents[-attempts:]}")
 
     def crash_dumps(self):
         """Xen's "Triple fault" reports and the registers it dumped, from the
