@@ -59,7 +59,7 @@ def lab(build_dir):
     try:
         lab.start()
         for guest in ("tiny", "linux"):
-            lab.create_guest_retrying(guest)
+            lab.create_guest(guest)
     except Exception as e:
         _lab_state["error"] = str(e).splitlines()[0]
         lab.collect_logs(build_dir / "lab-logs" / "startup")

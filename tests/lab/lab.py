@@ -405,15 +405,15 @@ class Lab:
         return host_port
 
     # --- guests ---------------------------------------------------------
-    def create_guest_retrying(self, name, attempts=3, **kw):
-        """create_guest, booting again after a guest crash (never after a
-        timeout). Every crash is kept in self.incidents with Xen's dump of
+    def create_guest(self, name, attempts=3, **kw):
+        """Boot a guest (see _create_guest_once), booting it again after a
+        guest crash or a dom0 corruption (never after a timeout). Every crash is kept in self.incidents with Xen's dump of
         the crashed vCPU: the nested emulation occasionally triple-faults a
         guest vCPU (see tests/lab/README.md), and that must be reported,
         not hidden."""
         for attempt in range(1, attempts + 1):
             try:
-                return self.create_guest(name, **kw)
+                return self._create_guest_once(name, **kw)
             except GuestCrashed as e:
                 self.incidents.append(f"{name} crashed while booting (attempt {attempt}): "
                                       f"{e.dump}")
@@ -438,7 +438,7 @@ class Lab:
                 for m in re.finditer(r"\(XEN\) d\d+v\d+ Triple fault.*\n(?:\(XEN\) .*\n){0,6}",
                                      serial)]
 
-    def create_guest(self, name, timeout=600, kind=None, cmdline=None):
+    def _create_guest_once(self, name, timeout=600, kind=None, cmdline=None):
         """xl create the guest and wait until its console shows progress.
 
         kind    -- which test guest (tiny, linux) to boot under this name
@@ -562,7 +562,7 @@ def cmd_demo(args):
         try:
             lab.start()
             for g in args.guest:
-                lab.create_guest_retrying(g)
+                lab.create_guest(g)
             print(lab.sh("xl list"), flush=True)
             print(f"figures: {json.dumps(lab.figures)}", flush=True)
             attach = args.attach or args.guest[0]
