@@ -3,6 +3,7 @@
 only the guests named (a comma list), VMISTUB_LAB_ATTACH=RUN_DIR uses a lab
 that is already running; the suite (tests/run) sets neither."""
 import os
+import time
 
 import pytest
 
@@ -22,6 +23,7 @@ if _ATTACH:
         state = json.loads((lab.run_dir / lablib.STATE_FILE).read_text())
         lab.agent = lablib.Agent(state["agent_port"])
         lab.agent_port = state["agent_port"]
+        lab.t_start = time.monotonic()
         lab.forwards = state.get("forwards", {})
         if "1234" in lab.forwards:
             lab.stub_port = lab.forwards["1234"]
