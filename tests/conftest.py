@@ -121,3 +121,28 @@ def tiny_symbols(tiny_elf):
 def linux_system_map():
     env = lablib.load_env()
     return lablib.system_map(env["VMISTUB_LAB_SYSTEM_MAP"])
+
+
+# --- known failures ----------------------------------------------------------
+# tests/known-failures.txt names tests that fail today for a reason written
+# beside them (a missing feature or an open bug, each in the note).
+# They still run; pytest reports them as "xfailed" (or "XPASS" when they
+# happen to pass), never as passed, and every other test must pass.
+def _known_failures():
+    path = ROOT / "tests" / "known-failures.txt"
+    known = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                node, _, reason = line.partition(" ")
+                known[node] = reason.strip() or "known failure"
+    return known
+
+
+def pytest_collection_modifyitems(config, items):
+    known = _known_failures()
+    for item in items:
+        rel = item.nodeid
+        if rel in known:
+            item.add_marker(pytest.mark.xfail(reason=known[rel], strict=False))
