@@ -143,6 +143,6 @@ def _known_failures():
 def pytest_collection_modifyitems(config, items):
     known = _known_failures()
     for item in items:
-        rel = item.nodeid
+        rel = f"{pathlib.Path(item.path).relative_to(ROOT)}::{item.name}"
         if rel in known:
             item.add_marker(pytest.mark.xfail(reason=known[rel], strict=False))
