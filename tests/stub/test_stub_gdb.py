@@ -79,8 +79,11 @@ def test_step_next_finish_until_and_range_stepping(lab, port, tiny_elf, detached
         "echo @until\\n", "until", "info line *$pc",
         "monitor info", "detach"])
     nxt = out.split("@next", 1)[1].split("@finish", 1)[0]
-    # From line 85 (uint64_t c = tiny_checksum;) to a later line.
-    assert re.search(r'^Line 8[6-9] of ".*main\.c"', nxt, re.M), out
+    # From the breakpoint's line (uint64_t c = tiny_checksum;) to one of the
+    # next lines of the same short function.
+    bp_line = int(re.search(r"Breakpoint 1 at 0x[0-9a-f]+: file .*main\.c, line (\d+)", out).group(1))
+    next_line = int(re.search(r'^Line (\d+) of ".*main\.c"', nxt, re.M).group(1))
+    assert bp_line < next_line <= bp_line + 3, out
     fin = out.split("@finish", 1)[1].split("@step", 1)[0]
     assert "tiny_iteration" in fin, out
     step = out.split("@step", 1)[1].split("@long", 1)[0]
