@@ -66,10 +66,12 @@ def lab(build_dir):
         lab.close()
         pytest.fail(f"the lab could not start: {e}\n(logs in {build_dir / 'lab-logs' / 'startup'})")
     FIGURES.update({f"lab.{k}": v for k, v in lab.figures.items()})
+    _lab_state["lab"] = lab
     try:
         yield lab
     finally:
         # Every guest crash of the session, expected or not, is reported.
+        _lab_state.pop("lab", None)
         dumps = lab.crash_dumps()
         if lab.incidents or dumps:
             FIGURES["lab.incidents"] = lab.incidents + [f"Xen: {d}" for d in dumps]
@@ -146,3 +148,54 @@ def pytest_collection_modifyitems(config, items):
         rel = f"{pathlib.Path(item.path).relative_to(ROOT)}::{item.name}"
         if rel in known:
             item.add_marker(pytest.mark.xfail(reason=known[rel], strict=False))
+
+
+# --- the lab's instability ----------------------------------------------------
+# The nested emulation sometimes triple-faults a guest vCPU (tests/lab/README.md,
+# "Known instability"). A test during which Xen reported such a crash, or a
+# guest died, and that failed, is run once more on freshly booted guests; every
+# such incident is printed with the figures. A test that fails without a crash
+# is never run again. Guests found dead before a test are booted again, so one
+# crash does not fail every later test.
+LAB_GUESTS = ("tiny", "linux")
+
+
+def _revive_dead_guests(lab, why):
+    for guest in LAB_GUESTS:
+        state = lab.state(guest)
+        if state is None or "c" in state or "s" in state:
+            lab.incidents.append(f"{guest} found {'gone' if state is None else state} {why}; booted again")
+            lab.run(f"xl destroy {guest}", timeout=60)
+            lab.create_guest(guest)
+
+
+@pytest.fixture(autouse=True)
+def _lab_guests_alive(request):
+    lab = _lab_state.get("lab")
+    if lab is not None and "lab" in request.fixturenames:
+        _revive_dead_guests(lab, f"before {request.node.name}")
+    yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    lab = _lab_state.get("lab")
+    if lab is None or "lab" not in item.fixturenames:
+        return None
+    from _pytest.runner import runtestprotocol
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    dumps_before = len(lab.crash_dumps())
+    reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    if any(r.failed for r in reports):
+        new_dumps = lab.crash_dumps()[dumps_before:]
+        dead = [g for g in LAB_GUESTS
+                if (lambda st: st is None or "c" in st or "s" in st)(lab.state(g))]
+        if new_dumps or dead:
+            lab.incidents.append(f"{item.nodeid} failed while the lab crashed "
+                                 f"({len(new_dumps)} Xen dumps, dead: {dead or 'none'}); run again")
+            _revive_dead_guests(lab, f"after {item.name}")
+            reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    for report in reports:
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
