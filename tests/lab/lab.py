@@ -61,7 +61,9 @@ class LabError(RuntimeError):
 
 
 DOM0_CORRUPTION = re.compile(r"died due to fatal signal \w+( \w+)*|unable to XZ decompress kernel"
-                             r"|Segmentation fault|malloc\(\): \w+")
+                             r"|Segmentation fault|malloc\(\): \w+"
+                             # xl itself killed by SIGILL, SIGABRT, SIGBUS or SIGSEGV
+                             r"|'xl create [^']*' ended with signal (4|6|7|11)\b")
 
 
 class GuestCrashed(LabError):
