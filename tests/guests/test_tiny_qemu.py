@@ -47,10 +47,8 @@ BIG = ["tiny_demand_frame", "tiny_big_counter", "tiny_stack0", "tiny_stack0_top"
 
 
 @pytest.fixture(scope="module")
-def tiny(build_dir):
-    path = build_dir / "tests" / "guests" / "tiny" / "tiny"
-    assert path.exists(), f"{path} not built (meson option guests disabled?)"
-    return path
+def tiny(tiny_elf):
+    return tiny_elf
 
 
 @pytest.fixture(scope="module")
