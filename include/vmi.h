@@ -366,6 +366,16 @@ int vmi_patched_original(const struct vmi *v, uint64_t gpa, uint8_t *orig);
 /* p2m access for one frame (restored to rwx at teardown). */
 int vmi_set_mem_access(struct vmi *v, uint64_t gfn, unsigned access);
 
+/* What the session asked of the driver: the hypervisor round trips behind
+ * each debugger operation, for benchmarks and "monitor stats". */
+struct vmi_stats {
+	uint64_t events, responses, notifies;
+	uint64_t regs_reads, regs_cached;       /* driver reads; cache hits */
+	uint64_t regs_writes, regs_light_writes; /* full; general+debug only */
+	uint64_t pauses, unpauses;
+};
+void vmi_stats(const struct vmi *v, struct vmi_stats *out);
+
 /* Drop every cached mapping (e.g. after the guest ballooned). */
 void vmi_cache_flush(struct vmi *v);
 

@@ -46,6 +46,11 @@ struct vmi_driver_ops {
 	/* Optional. */
 	int (*set_regs)(struct vmi_driver *d, unsigned vcpu,
 	    const struct vmi_regs *r);
+	/* Cheaper write for when only the general registers, RIP, RFLAGS
+	 * and DR0-3/6/7 differ from the current ones (vmi_regs_light_change):
+	 * breakpoints, watchpoints and TF. Optional: set_regs otherwise. */
+	int (*set_light_regs)(struct vmi_driver *d, unsigned vcpu,
+	    const struct vmi_regs *r);
 	bool write_mem;   /* map() gives writable mappings */
 
 	/* Events: all NULL for a read-only driver. */
@@ -72,5 +77,9 @@ struct vmi_driver_ops {
 	/* Why this table was chosen, for "monitor info". */
 	const char *step_why;
 };
+
+/* true if b differs from a only in the general registers, RIP, RFLAGS and
+ * the debug registers. */
+bool vmi_regs_light_change(const struct vmi_regs *a, const struct vmi_regs *b);
 
 #endif

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "stub.h"
-#include "vmi_xen.h"
 
 #define OUT_MAX 8192
 
@@ -40,6 +39,7 @@ mon_info(struct stub *s, const char *arg, struct stub_text *o)
 	struct vmi_info info;
 	const char *why;
 	enum vmi_step_mech m;
+	struct vmi_stats vs;
 	int r;
 
 	if (s->v == NULL) {
@@ -72,6 +72,13 @@ mon_info(struct stub *s, const char *arg, struct stub_text *o)
 	    ", range steps %" PRIu64 ", parks %" PRIu64 "\n", s->stats.events,
 	    s->stats.stops, s->stats.reinjected, s->stats.steps,
 	    s->stats.parks);
+	vmi_stats(s->v, &vs);
+	stub_text_add(o, "hypervisor: register reads %" PRIu64 " (+%" PRIu64
+	    " from cache), writes %" PRIu64 " full + %" PRIu64 " light, "
+	    "responses %" PRIu64 ", notifications %" PRIu64 ", pauses %" PRIu64
+	    ", unpauses %" PRIu64 "\n", vs.regs_reads, vs.regs_cached,
+	    vs.regs_writes, vs.regs_light_writes, vs.responses, vs.notifies,
+	    vs.pauses, vs.unpauses);
 	if (info.why[0] != '\0')
 		stub_text_add(o, "probe: %s\n", info.why);
 	return 0;
@@ -242,7 +249,7 @@ int
 stub_osdata(struct stub *s, const char *annex, size_t annex_len, char *buf,
     size_t cap)
 {
-	struct vmi_xen_domain doms[128];
+	struct stub_domain doms[128];
 	struct stub_text d = { .buf = buf, .cap = cap };
 	int n;
 
@@ -259,7 +266,7 @@ stub_osdata(struct stub *s, const char *annex, size_t annex_len, char *buf,
 	}
 	if (annex_len != 9 || memcmp(annex, "processes", 9) != 0)
 		return -ENOENT;
-	n = vmi_xen_list_domains(doms, 128);
+	n = stub_driver_list_domains(doms, 128);
 	if (n < 0)
 		return n;
 	stub_text_add(&d, "<osdata type=\"processes\">\n");

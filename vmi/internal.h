@@ -71,6 +71,11 @@ struct vmi_vcpu {
 	struct vmi_gregs deferred_regs;
 	struct vmi_gregs deferred_from;   /* the registers it was held with */
 	bool mtf;               /* MTF armed by the session */
+	/* The registers last read or written while the vCPU could not run
+	 * (domain paused by the session, or held by an event): they cannot
+	 * change until it runs, so reading them again costs no hypercall. */
+	bool regs_cached;
+	struct vmi_regs regs_cache;
 };
 
 struct vmi {
@@ -95,6 +100,7 @@ struct vmi {
 	int signo_seen;
 	bool finished;
 	int result;
+	struct vmi_stats st;
 };
 
 /* 0, or -ESHUTDOWN after teardown, or -ESRCH once the domain is gone. */

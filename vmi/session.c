@@ -59,6 +59,29 @@ drv_result(struct vmi *v, int r)
 	return r;
 }
 
+/* The vCPU cannot run, so its registers cannot change under us. */
+static bool
+frozen(const struct vmi *v, unsigned vcpu)
+{
+	return v->pauses > 0 || v->vcpus[vcpu].has_pending;
+}
+
+static void
+regs_forget(struct vmi *v, unsigned vcpu)
+{
+	v->vcpus[vcpu].regs_cached = false;
+}
+
+static void
+regs_remember(struct vmi *v, unsigned vcpu, const struct vmi_regs *r)
+{
+	struct vmi_vcpu *vc = &v->vcpus[vcpu];
+
+	vc->regs_cached = frozen(v, vcpu);
+	if (vc->regs_cached)
+		vc->regs_cache = *r;
+}
+
 /* ---- open / capabilities ------------------------------------------------ */
 
 int
@@ -427,7 +450,9 @@ deliver(struct vmi *v, struct vmi_event *ev)
 	if (ev->kind == VMI_EVENT_DEBUG)
 		classify(v, ev);
 	vc = &v->vcpus[ev->vcpu];
+	v->st.events++;
 	vc->deferred = false;   /* it ran: the last answer's registers are in */
+	vc->regs_cached = false;
 	if (ev->sync && vc->holding) {
 		/* Whatever stopped it first, it is held now (vmi_hold_all). */
 		vc->holding = false;
@@ -486,6 +511,7 @@ flush(struct vmi *v)
 	if (!v->need_flush)
 		return 0;
 	v->need_flush = false;
+	v->st.notifies++;
 	return drv_result(v, v->ops->flush(v->drv));
 }
 
@@ -715,6 +741,9 @@ vmi_respond(struct vmi *v, unsigned vcpu, const struct vmi_response *r)
 	ret = v->ops->respond(v->drv, &vc->pending, r);
 	if (ret < 0)
 		return drv_result(v, ret);
+	v->st.responses++;
+	/* The response may change them, and the vCPU may run from now on. */
+	regs_forget(v, vcpu);
 	/* Xen applies a response's registers when the vCPU next resumes
 	 * (hvm_vm_event_do_resume), and drops them if monitoring is disabled
 	 * first (vm_event_cleanup_domain frees them). Teardown writes them
@@ -740,8 +769,10 @@ vmi_pause(struct vmi *v)
 
 	if (r == 0)
 		r = drv_result(v, v->ops->pause(v->drv));
-	if (r == 0)
+	if (r == 0) {
 		v->pauses++;
+		v->st.pauses++;
+	}
 	return r;
 }
 
@@ -755,8 +786,14 @@ vmi_unpause(struct vmi *v)
 	if (v->pauses == 0)
 		return -EINVAL;  /* not ours to release */
 	r = drv_result(v, v->ops->unpause(v->drv));
-	if (r == 0)
+	if (r == 0) {
 		v->pauses--;
+		v->st.unpauses++;
+	}
+	/* vCPUs that no event holds may run from now on. */
+	for (unsigned i = 0; r == 0 && v->pauses == 0 && i < v->nr_vcpus; i++)
+		if (!v->vcpus[i].has_pending)
+			regs_forget(v, i);
 	return r;
 }
 
@@ -857,12 +894,35 @@ vmi_get_regs(struct vmi *v, unsigned vcpu, struct vmi_regs *r)
 		return ret;
 	if (vcpu >= v->nr_vcpus)
 		return -EINVAL;
-	return drv_result(v, v->ops->get_regs(v->drv, vcpu, r));
+	if (v->vcpus[vcpu].regs_cached && frozen(v, vcpu)) {
+		*r = v->vcpus[vcpu].regs_cache;
+		v->st.regs_cached++;
+		return 0;
+	}
+	v->st.regs_reads++;
+	ret = drv_result(v, v->ops->get_regs(v->drv, vcpu, r));
+	if (ret == 0)
+		regs_remember(v, vcpu, r);
+	return ret;
+}
+
+bool
+vmi_regs_light_change(const struct vmi_regs *a, const struct vmi_regs *b)
+{
+	struct vmi_regs x = *a, y = *b;
+
+	memset(&x.g, 0, sizeof(x.g));
+	memset(&y.g, 0, sizeof(y.g));
+	memset(x.dr, 0, sizeof(x.dr));
+	memset(y.dr, 0, sizeof(y.dr));
+	x.dr6 = y.dr6 = x.dr7 = y.dr7 = 0;
+	return memcmp(&x, &y, sizeof(x)) == 0;
 }
 
 int
 vmi_set_regs(struct vmi *v, unsigned vcpu, const struct vmi_regs *r)
 {
+	struct vmi_regs cur;
 	int ret = vmi_check_live(v);
 
 	if (ret != 0)
@@ -871,12 +931,32 @@ vmi_set_regs(struct vmi *v, unsigned vcpu, const struct vmi_regs *r)
 		return -EINVAL;
 	if (v->ops->set_regs == NULL)
 		return -EOPNOTSUPP;
-	ret = drv_result(v, v->ops->set_regs(v->drv, vcpu, r));
+	/* Breakpoints, watchpoints and TF change only the light part: one
+	 * cheap write instead of the driver's full path. */
+	if (v->ops->set_light_regs != NULL &&
+	    vmi_get_regs(v, vcpu, &cur) == 0 &&
+	    vmi_regs_light_change(&cur, r)) {
+		v->st.regs_light_writes++;
+		ret = drv_result(v, v->ops->set_light_regs(v->drv, vcpu, r));
+	} else {
+		v->st.regs_writes++;
+		ret = drv_result(v, v->ops->set_regs(v->drv, vcpu, r));
+	}
+	if (ret == 0)
+		regs_remember(v, vcpu, r);
+	else
+		regs_forget(v, vcpu);
 	/* A held vCPU's event carries the registers a later response writes
 	 * back: keep them current so that response does not undo this. */
 	if (ret == 0 && v->vcpus[vcpu].has_pending)
 		v->vcpus[vcpu].pending.regs = r->g;
 	return ret;
+}
+
+void
+vmi_stats(const struct vmi *v, struct vmi_stats *out)
+{
+	*out = v->st;
 }
 
 int

@@ -135,9 +135,26 @@ f_unpause(struct vmi_driver *d)
 static int
 f_get_regs(struct vmi_driver *d, unsigned vcpu, struct vmi_regs *r)
 {
+	W(d)->get_regs_calls++;
 	if (gone(W(d)))
 		return -ESRCH;
 	*r = W(d)->regs[vcpu];
+	return 0;
+}
+
+/* Only what Xen's vCPU-context path loads: the rest must stay as it is. */
+static int
+f_set_light_regs(struct vmi_driver *d, unsigned vcpu, const struct vmi_regs *r)
+{
+	struct vmi_regs *w = &W(d)->regs[vcpu];
+
+	fake_log(W(d), "set_light_regs:%u", vcpu);
+	if (gone(W(d)))
+		return -ESRCH;
+	w->g = r->g;
+	memcpy(w->dr, r->dr, sizeof(w->dr));
+	w->dr6 = r->dr6;
+	w->dr7 = r->dr7;
 	return 0;
 }
 
@@ -318,6 +335,7 @@ static const struct vmi_driver_ops fake_ops = {
 	.close = f_close, .info = f_info, .domain_state = f_domain_state,
 	.pause = f_pause, .unpause = f_unpause,
 	.get_regs = f_get_regs, .set_regs = f_set_regs,
+	.set_light_regs = f_set_light_regs,
 	.map = f_map, .unmap = f_unmap, .write_mem = true,
 	.event_fd = f_event_fd, .drain = f_drain, .respond = f_respond,
 	.flush = f_flush, .monitor_stop = f_monitor_stop,

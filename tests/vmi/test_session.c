@@ -829,7 +829,7 @@ t_teardown_order_and_restoration(void **state)
 	 * close. */
 	int cleanup = fake_log_at(&world, "cleanup");
 	int pause = fake_log_at(&world, "pause");
-	int regs = fake_log_at(&world, "set_regs:1");
+	int regs = fake_log_at(&world, "regs:1");
 	int respond = fake_log_at(&world, "respond:");
 	int mon = fake_log_at(&world, "monitor_swbreak:0");
 	int stop = fake_log_at(&world, "monitor_stop");
@@ -980,6 +980,46 @@ t_pause_is_counted(void **state)
 	vmi_close(v);
 }
 
+/* Registers of a vCPU that cannot run are read from Xen once; breakpoint
+ * and TF writes take the light path; running again forgets them. */
+static void
+t_registers_cached_while_frozen(void **state)
+{
+	struct vmi_regs r;
+	struct vmi_stats st;
+	struct vmi *v;
+
+	(void)state;
+	v = open_on(FAKE_AMD, NULL, 0, 0);
+	assert_int_equal(vmi_get_regs(v, 0, &r), 0);
+	assert_int_equal(vmi_get_regs(v, 0, &r), 0);
+	assert_int_equal(world.get_regs_calls, 2);   /* running: no cache */
+	assert_int_equal(vmi_pause(v), 0);
+	assert_int_equal(vmi_get_regs(v, 0, &r), 0);
+	assert_int_equal(vmi_get_regs(v, 0, &r), 0);
+	assert_int_equal(world.get_regs_calls, 3);
+	assert_int_equal(vmi_hwbreak_set(v, 0, 1, 0x1000, VMI_HW_EXEC, 1), 0);
+	assert_true(fake_log_at(&world, "set_light_regs:0") >= 0);
+	assert_int_equal(fake_log_at(&world, "set_regs:0"), -1);
+	assert_int_equal(vmi_get_regs(v, 0, &r), 0);
+	assert_int_equal(r.dr[1], 0x1000);
+	assert_int_equal(world.get_regs_calls, 3);
+	/* A control register needs the full path. */
+	r.cr0 ^= 1ULL << 16;
+	assert_int_equal(vmi_set_regs(v, 0, &r), 0);
+	assert_true(fake_log_at(&world, "set_regs:0") >= 0);
+	assert_int_equal(world.regs[0].cr0, r.cr0);
+	assert_int_equal(vmi_unpause(v), 0);
+	world.regs[0].g.rip = 0x4242;        /* it ran */
+	assert_int_equal(vmi_get_regs(v, 0, &r), 0);
+	assert_int_equal(r.g.rip, 0x4242);
+	vmi_stats(v, &st);
+	assert_int_equal(st.regs_light_writes, 1);
+	assert_int_equal(st.regs_writes, 1);
+	assert_int_equal(st.regs_cached, 5);
+	vmi_close(v);
+}
+
 static void
 t_bad_vcpu_event_is_answered(void **state)
 {
@@ -1024,6 +1064,7 @@ main(void)
 		T(t_shutdown_event),
 		T(t_signal_driven_shutdown),
 		T(t_pause_is_counted),
+		T(t_registers_cached_while_frozen),
 		T(t_bad_vcpu_event_is_answered),
 	};
 #undef T

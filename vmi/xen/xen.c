@@ -599,6 +599,7 @@ static const struct vmi_driver_ops xen_ops = {
 	.unpause = xen_unpause,
 	.get_regs = xen_get_regs,
 	.set_regs = xen_set_regs,
+	.set_light_regs = xen_set_light_regs,
 	.map = xen_map,
 	.unmap = xen_unmap,
 	.write_mem = true,

@@ -57,6 +57,8 @@ struct xen_drv {
 int xen_get_regs(struct vmi_driver *d, unsigned vcpu, struct vmi_regs *r);
 int xen_set_regs(struct vmi_driver *d, unsigned vcpu,
     const struct vmi_regs *r);
+int xen_set_light_regs(struct vmi_driver *d, unsigned vcpu,
+    const struct vmi_regs *r);
 
 static inline struct xen_drv *
 xen_of(struct vmi_driver *d)

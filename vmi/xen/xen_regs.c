@@ -316,20 +316,6 @@ set_by_record(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
 	return ret;
 }
 
-/* Everything but the general registers, RIP, RFLAGS and DR0-3/6/7. */
-static bool
-only_light_changes(const struct vmi_regs *a, const struct vmi_regs *b)
-{
-	struct vmi_regs x = *a, y = *b;
-
-	memset(&x.g, 0, sizeof(x.g));
-	memset(&y.g, 0, sizeof(y.g));
-	memset(x.dr, 0, sizeof(x.dr));
-	memset(y.dr, 0, sizeof(y.dr));
-	x.dr6 = y.dr6 = x.dr7 = y.dr7 = 0;
-	return memcmp(&x, &y, sizeof(x)) == 0;
-}
-
 /*
  * General registers, RIP, RFLAGS and debug registers of one vCPU through
  * XEN_DOMCTL_setvcpucontext, which for an HVM vCPU loads exactly those
@@ -361,6 +347,17 @@ set_by_vcpu_context(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
 }
 
 int
+xen_set_light_regs(struct vmi_driver *d, unsigned vcpu,
+    const struct vmi_regs *r)
+{
+	struct xen_drv *x = xen_of(d);
+
+	if (vcpu >= x->nr_vcpus)
+		return -EINVAL;
+	return set_by_vcpu_context(x, vcpu, r);
+}
+
+int
 xen_set_regs(struct vmi_driver *d, unsigned vcpu, const struct vmi_regs *r)
 {
 	struct xen_drv *x = xen_of(d);
@@ -374,7 +371,7 @@ xen_set_regs(struct vmi_driver *d, unsigned vcpu, const struct vmi_regs *r)
 		return ret;
 	if (r->cr8 != cur.cr8)
 		return -EOPNOTSUPP;
-	if (only_light_changes(r, &cur))
+	if (vmi_regs_light_change(&cur, r))
 		return set_by_vcpu_context(x, vcpu, r);
 	return set_by_record(x, vcpu, r);
 }
