@@ -152,6 +152,19 @@ struct stub {
 /* main.c */
 int stub_resolve_domain(const char *spec, uint32_t *domid);
 
+/* The driver the stub opens, chosen at link time: stub/driver_xen.c for
+ * vmistub, tests/stub/driver_fake.c (the in-memory fake) for the host
+ * tests' vmistub-fake. The only hypervisor-specific calls in stub/. */
+struct stub_domain {
+	uint32_t domid;
+	char name[64];
+};
+
+int stub_driver_open(uint32_t domid, struct vmi_driver **out);
+int stub_driver_domid_by_name(const char *name, uint32_t *domid);
+/* Up to max domains (dom0 included); returns how many were written. */
+int stub_driver_list_domains(struct stub_domain *out, unsigned max);
+
 /* server.c */
 int stub_server_open(struct stub *s);
 void stub_server_close(struct stub *s);

@@ -12,7 +12,6 @@
 #include <time.h>
 
 #include "stub.h"
-#include "vmi_xen.h"
 
 #ifndef VMISTUB_VERSION
 #define VMISTUB_VERSION "unknown"
@@ -63,7 +62,7 @@ stub_resolve_domain(const char *spec, uint32_t *domid)
 		*domid = (uint32_t)n;
 		return 0;
 	}
-	return vmi_xen_domid_by_name(spec, domid);
+	return stub_driver_domid_by_name(spec, domid);
 }
 
 static void

@@ -10,7 +10,6 @@
 
 #include "stub.h"
 #include "vmi_driver.h"
-#include "vmi_xen.h"
 
 #define HOUSEKEEPING_S 0.5
 
@@ -27,7 +26,7 @@ stub_attach(struct stub *s, uint32_t domid)
 
 	if (s->v != NULL)
 		return -EBUSY;
-	r = vmi_xen_open(domid, &drv);
+	r = stub_driver_open(domid, &drv);
 	if (r == 0)
 		r = vmi_open(&s->v, drv, NULL);
 	if (r < 0) {
