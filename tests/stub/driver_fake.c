@@ -1,0 +1,546 @@
+/*
+ * driver_fake.c - the driver hook (include/stub.h) of vmistub-fake: the
+ * real stub over the in-memory fake driver (tests/vmi/fake_driver.c), so
+ * tests/stub/test_stub_host.py runs it on the host with the real gdb,
+ * without Xen and without the lab.
+ *
+ * One domain, 7 "fake", with 2 vCPUs in long mode on the AMD path (TF
+ * steps, no MTF), like the lab. Their page tables map a higher-half
+ * "kernel" whose text is one-byte instructions (NOP) and a data page of
+ * known bytes. The fake CPU runs a vCPU only while the domain is unpaused
+ * and no event holds it, and does just enough for a debugger's events to
+ * be real ones:
+ *   - an enabled DR0-3 execution breakpoint at RIP: #DB, before executing
+ *     (SDM vol. 3B 17.3.1.1: a fault);
+ *   - an int3 at RIP: a software breakpoint event, RIP at the int3 (as
+ *     Xen reports it);
+ *   - RFLAGS.TF: one instruction (one byte: the text is NOPs), then #DB;
+ *   - otherwise it runs without end: a continue just waits.
+ * Events are raised only while their monitor is on, as with Xen; without
+ * it the trap is the guest's own and the vCPU is off in the guest's
+ * handler until the domain is next paused (so a re-injected int3 does not
+ * loop).
+ *
+ * The world outlives every attach (it is the guest) and is shown to the
+ * tests through two files named by environment variables:
+ *   VMISTUB_FAKE_WORLD  holds the world itself; its first bytes are guest
+ *                       physical memory, so a test reads them live.
+ *   VMISTUB_FAKE_STATE  a JSON summary (layout, pauses held, monitors on,
+ *                       events unanswered, bytes and registers changed
+ *                       since startup), written at startup, at each
+ *                       pause, unpause and close of the driver, and at
+ *                       exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fake_driver.h"
+#include "stub.h"
+#include "vmi_driver.h"
+
+#define FAKE_DOMID 7
+#define FAKE_NAME "fake"
+#define NVCPUS 2
+
+/* Page tables at frames 1-4 map KERNEL_VA + n pages to frame KERNEL_GFN
+ * + n: the text (NOPs), then the data page, then one stack page per
+ * vCPU. */
+#define PML4_GFN 1
+#define KERNEL_VA UINT64_C(0xffffffff80000000)
+#define KERNEL_GFN 0x100
+#define KERNEL_PAGES 32
+#define TEXT_PAGES 16
+#define DATA_PAGE 16
+#define STACK_PAGE 17
+#define PAGE UINT64_C(4096)
+
+#define TF (1ULL << 8)
+#define DR6_BS (1ULL << 14)
+#define DR6_INIT 0xffff0ff0ULL
+#define EVENTTYPE_HW_EXCEPTION 3   /* xen/arch-x86/hvm/... X86_EVENTTYPE_* */
+#define EVENTTYPE_SW_EXCEPTION 6
+#define MAX_CHANGED 64
+
+_Static_assert(offsetof(struct fake_world, mem) == 0,
+    "VMISTUB_FAKE_WORLD promises guest memory at offset 0");
+
+static struct fake_world *w;
+static uint8_t *initial_mem;
+static struct vmi_regs initial_regs[NVCPUS];
+static const char *state_path;
+
+/* The driver open now, and the fake driver's own table under ours. */
+static struct vmi_driver *open_drv;
+static struct vmi_driver_ops inner, outer;
+static unsigned opens, closes, raised, responses;
+static bool held[NVCPUS];       /* by an unanswered event */
+static bool off[NVCPUS];        /* in the guest's own trap handler */
+
+static void write_state(void);
+
+/* ---- the guest ----------------------------------------------------------- */
+
+static uint64_t
+kernel_va(unsigned page)
+{
+	return KERNEL_VA + page * PAGE;
+}
+
+static uint64_t
+kernel_gpa(unsigned page)
+{
+	return (KERNEL_GFN + page) * PAGE;
+}
+
+static void
+put_entry(uint64_t table_gfn, unsigned idx, uint64_t gfn)
+{
+	uint64_t e = gfn << 12 | 3;   /* present, writable */
+
+	memcpy(w->mem + table_gfn * PAGE + idx * 8, &e, 8);
+}
+
+static void
+build_page_tables(void)
+{
+	memset(w->mem + PML4_GFN * PAGE, 0, 4 * PAGE);
+	put_entry(PML4_GFN, (KERNEL_VA >> 39) & 511, PML4_GFN + 1);
+	put_entry(PML4_GFN + 1, (KERNEL_VA >> 30) & 511, PML4_GFN + 2);
+	put_entry(PML4_GFN + 2, (KERNEL_VA >> 21) & 511, PML4_GFN + 3);
+	for (unsigned i = 0; i < KERNEL_PAGES; i++)
+		put_entry(PML4_GFN + 3, i, KERNEL_GFN + i);
+}
+
+static void
+fill_guest(void)
+{
+	static const char hello[] = "vmistub fake guest";
+	uint8_t *data = w->mem + kernel_gpa(DATA_PAGE);
+
+	build_page_tables();
+	memset(w->mem + kernel_gpa(0), 0x90, TEXT_PAGES * PAGE);
+	memcpy(data, hello, sizeof(hello));
+	for (unsigned i = 32; i < PAGE; i++)
+		data[i] = (uint8_t)(i ^ 0x5a);
+}
+
+static void
+set_seg(struct vmi_regs *r, enum vmi_seg_index i, uint16_t sel, uint32_t ar)
+{
+	r->seg[i] = (struct vmi_seg){ .sel = sel, .ar = ar, .limit = 0xffffffff };
+}
+
+static void
+vcpu_init(struct vmi_regs *r, unsigned i)
+{
+	uint64_t *g = &r->g.rax;
+
+	memset(r, 0, sizeof(*r));
+	for (unsigned k = 0; k < 16; k++)
+		g[k] = 0x1000 * (i + 1) + k;
+	r->g.rip = kernel_va(1 + i);
+	r->g.rsp = kernel_va(STACK_PAGE + i) + PAGE - 64;
+	r->g.rbp = r->g.rsp;
+	r->g.rflags = 0x202;                         /* IF */
+	set_seg(r, VMI_SEG_CS, 0x10, 0xa9b);         /* 64-bit code, DPL 0 */
+	set_seg(r, VMI_SEG_SS, 0x18, 0xc93);
+	set_seg(r, VMI_SEG_DS, 0x18, 0xc93);
+	set_seg(r, VMI_SEG_ES, 0x18, 0xc93);
+	set_seg(r, VMI_SEG_TR, 0x28, 0x8b);
+	r->seg[VMI_SEG_GS].base = kernel_va(DATA_PAGE) + 0x800 + 0x100 * i;
+	r->cr0 = 0x80050033;                         /* PG WP NE ET MP PE */
+	r->cr3 = PML4_GFN * PAGE;
+	r->cr4 = 0x6b0;                              /* PAE PGE OSFXSR ... */
+	r->efer = 0xd01;                             /* NXE LMA LME SCE */
+	r->dr6 = DR6_INIT;
+	r->dr7 = 0x400;
+	r->fxsave[VMI_FX_FCW] = 0x7f;
+	r->fxsave[VMI_FX_FCW + 1] = 0x03;
+	r->fxsave[VMI_FX_MXCSR] = 0x80;
+	r->fxsave[VMI_FX_MXCSR + 1] = 0x1f;
+}
+
+/* The world in a file when the tests ask for one (shared: they read it
+ * while vmistub runs), else in anonymous memory. */
+static void *
+world_memory(void)
+{
+	const char *path = getenv("VMISTUB_FAKE_WORLD");
+	void *p;
+	int fd;
+
+	if (path == NULL || *path == '\0')
+		return mmap(NULL, sizeof(*w), PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return MAP_FAILED;
+	if (ftruncate(fd, sizeof(*w)) < 0) {
+		close(fd);
+		return MAP_FAILED;
+	}
+	p = mmap(NULL, sizeof(*w), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return p;
+}
+
+static int
+world(void)
+{
+	void *p;
+
+	if (w != NULL)
+		return 0;
+	p = world_memory();
+	initial_mem = malloc(FAKE_FRAMES * PAGE);
+	if (p == MAP_FAILED || initial_mem == NULL) {
+		fprintf(stderr, "vmistub-fake: cannot set up the fake world: %s\n",
+		    strerror(errno));
+		return -ENOMEM;
+	}
+	w = p;
+	fake_world_init(w);
+	fill_guest();
+	for (unsigned i = 0; i < NVCPUS; i++) {
+		vcpu_init(&w->regs[i], i);
+		initial_regs[i] = w->regs[i];
+	}
+	memcpy(initial_mem, w->mem, FAKE_FRAMES * PAGE);
+	state_path = getenv("VMISTUB_FAKE_STATE");
+	atexit(write_state);
+	write_state();
+	return 0;
+}
+
+/* ---- the fake CPU ---------------------------------------------------------- */
+
+/* A 4-level walk of its own (not vmi/paging.c: the fake stays an
+ * independent account of where the guest's bytes are). */
+static int
+gpa_of(const struct vmi_regs *r, uint64_t va, uint64_t *gpa)
+{
+	uint64_t table = r->cr3 & ~0xfffULL;
+
+	for (int level = 4; level >= 1; level--) {
+		unsigned idx = (va >> (12 + 9 * (level - 1))) & 511;
+		uint64_t e;
+
+		if (table >= FAKE_FRAMES * PAGE)
+			return -EFAULT;
+		memcpy(&e, w->mem + table + idx * 8, 8);
+		if (!(e & 1))
+			return -EFAULT;
+		table = e & 0x000ffffffffff000ULL;
+	}
+	if (table >= FAKE_FRAMES * PAGE)
+		return -EFAULT;
+	*gpa = table | (va & 0xfff);
+	return 0;
+}
+
+static int
+dr_exec_hit(const struct vmi_regs *r)
+{
+	for (int s = 0; s < 4; s++) {
+		bool enabled = (r->dr7 >> (2 * s)) & 3;
+		unsigned rw = (r->dr7 >> (16 + 4 * s)) & 3;
+
+		if (enabled && rw == 0 && r->dr[s] == r->g.rip)
+			return s;
+	}
+	return -1;
+}
+
+/* The vCPU traps: an event for the debugger if its monitor is on, else
+ * the guest's own handler takes it. */
+static void
+trap(unsigned vcpu, enum vmi_event_kind kind, uint64_t dr6)
+{
+	struct vmi_regs *r = &w->regs[vcpu];
+	enum vmi_monitor m = kind == VMI_EVENT_SWBREAK ? VMI_MON_SWBREAK :
+	    VMI_MON_DEBUG;
+	struct vmi_event ev = {
+		.kind = kind, .vcpu = vcpu, .sync = true,
+		.cr0 = r->cr0, .cr3 = r->cr3, .cr4 = r->cr4, .efer = r->efer,
+		.regs = r->g,
+	};
+
+	if (!w->monitors[m]) {
+		off[vcpu] = true;
+		return;
+	}
+	if (kind == VMI_EVENT_SWBREAK) {
+		ev.u.swbreak.insn_len = 1;
+		ev.u.swbreak.type = EVENTTYPE_SW_EXCEPTION;
+	} else {
+		/* On AMD the event's DR6 reads 0 (XEN-LAB.md); the vCPU's own
+		 * DR6 has the status bit. */
+		ev.u.debug.type = EVENTTYPE_HW_EXCEPTION;
+		r->dr6 |= dr6;
+	}
+	held[vcpu] = true;
+	raised++;
+	fake_push(w, &ev);
+}
+
+static void
+run(unsigned vcpu)
+{
+	struct vmi_regs *r = &w->regs[vcpu];
+	uint64_t gpa;
+	int slot;
+
+	if (open_drv == NULL || w->pauses > 0 || held[vcpu] || off[vcpu])
+		return;
+	slot = dr_exec_hit(r);
+	if (slot >= 0)
+		trap(vcpu, VMI_EVENT_DEBUG, 1ULL << slot);
+	else if (gpa_of(r, r->g.rip, &gpa) == 0 && w->mem[gpa] == 0xcc)
+		trap(vcpu, VMI_EVENT_SWBREAK, 0);
+	else if (r->g.rflags & TF) {
+		r->g.rip++;
+		trap(vcpu, VMI_EVENT_DEBUG, DR6_BS);
+	}
+}
+
+/* ---- the fake driver, wrapped ------------------------------------------------ */
+
+static int
+w_info(struct vmi_driver *d, struct vmi_info *out)
+{
+	int r = inner.info(d, out);
+
+	out->nr_vcpus = NVCPUS;
+	out->domid = FAKE_DOMID;
+	snprintf(out->platform, sizeof(out->platform), "fake amd (host tests)");
+	return r;
+}
+
+static int
+w_pause(struct vmi_driver *d)
+{
+	int r = inner.pause(d);
+
+	memset(off, 0, sizeof(off));
+	write_state();
+	return r;
+}
+
+static int
+w_unpause(struct vmi_driver *d)
+{
+	int r = inner.unpause(d);
+
+	for (unsigned i = 0; i < NVCPUS; i++)
+		run(i);
+	write_state();
+	return r;
+}
+
+static int
+w_respond(struct vmi_driver *d, const struct vmi_event *ev,
+    const struct vmi_response *rsp)
+{
+	int r = inner.respond(d, ev, rsp);
+
+	/* The fake keeps every answer in a fixed array: start it over, the
+	 * count is ours. */
+	w->nresp = 0;
+	responses++;
+	if (ev->vcpu < NVCPUS) {
+		held[ev->vcpu] = false;
+		run(ev->vcpu);
+	}
+	return r;
+}
+
+static int
+w_reinject(struct vmi_driver *d, const struct vmi_event *ev)
+{
+	if (ev->vcpu < NVCPUS)
+		off[ev->vcpu] = true;
+	return inner.reinject(d, ev);
+}
+
+static void
+w_close(struct vmi_driver *d)
+{
+	inner.close(d);
+	open_drv = NULL;
+	closes++;
+	write_state();
+}
+
+int
+stub_driver_open(uint32_t domid, struct vmi_driver **out)
+{
+	struct vmi_driver *d;
+	int r = world();
+
+	if (r < 0)
+		return r;
+	if (domid != FAKE_DOMID)
+		return -ESRCH;
+	if (open_drv != NULL)
+		return -EBUSY;
+	d = fake_driver_new(w, FAKE_AMD);
+	inner = *d->ops;
+	outer = inner;
+	outer.info = w_info;
+	outer.pause = w_pause;
+	outer.unpause = w_unpause;
+	outer.respond = w_respond;
+	outer.reinject = w_reinject;
+	outer.close = w_close;
+	outer.step_why = "the fake CPU steps with RFLAGS.TF (AMD path)";
+	d->ops = &outer;
+	open_drv = d;
+	opens++;
+	*out = d;
+	return 0;
+}
+
+int
+stub_driver_domid_by_name(const char *name, uint32_t *domid)
+{
+	if (strcmp(name, FAKE_NAME) == 0)
+		*domid = FAKE_DOMID;
+	else if (strcmp(name, "Domain-0") == 0)
+		*domid = 0;
+	else
+		return -ESRCH;
+	return 0;
+}
+
+int
+stub_driver_list_domains(struct stub_domain *out, unsigned max)
+{
+	static const struct stub_domain doms[] = {
+		{ 0, "Domain-0" }, { FAKE_DOMID, FAKE_NAME },
+	};
+	unsigned n = sizeof(doms) / sizeof(doms[0]);
+
+	if (n > max)
+		n = max;
+	memcpy(out, doms, n * sizeof(*out));
+	return (int)n;
+}
+
+/* ---- the summary ----------------------------------------------------------------- */
+
+static void
+json_u64s(FILE *f, const char *name, const uint64_t *v, unsigned n)
+{
+	fprintf(f, "\"%s\": [", name);
+	for (unsigned i = 0; i < n; i++)
+		fprintf(f, "%s%" PRIu64, i ? ", " : "", v[i]);
+	fprintf(f, "]");
+}
+
+static void
+json_layout(FILE *f)
+{
+	uint64_t rip[NVCPUS];
+
+	for (unsigned i = 0; i < NVCPUS; i++)
+		rip[i] = initial_regs[i].g.rip;
+	fprintf(f, "\"domid\": %d, \"name\": \"%s\", \"vcpus\": %d,\n"
+	    "\"layout\": {\"frames\": %d, \"cr3\": %" PRIu64 ", "
+	    "\"text_va\": %" PRIu64 ", \"text_gpa\": %" PRIu64 ", "
+	    "\"text_len\": %" PRIu64 ", \"data_va\": %" PRIu64 ", "
+	    "\"data_gpa\": %" PRIu64 ", \"data_len\": %" PRIu64 ", ",
+	    FAKE_DOMID, FAKE_NAME, NVCPUS, FAKE_FRAMES,
+	    (uint64_t)PML4_GFN * PAGE, kernel_va(0), kernel_gpa(0),
+	    TEXT_PAGES * PAGE, kernel_va(DATA_PAGE), kernel_gpa(DATA_PAGE),
+	    PAGE);
+	json_u64s(f, "rip", rip, NVCPUS);
+	fprintf(f, "},\n");
+}
+
+static void
+json_changed(FILE *f)
+{
+	unsigned n = 0;
+
+	fprintf(f, "\"changed\": [");
+	for (uint64_t a = 0; a < FAKE_FRAMES * PAGE; a++) {
+		if (w->mem[a] == initial_mem[a])
+			continue;
+		if (n < MAX_CHANGED)
+			fprintf(f, "%s[%" PRIu64 ", %u, %u]", n ? ", " : "", a,
+			    initial_mem[a], w->mem[a]);
+		n++;
+	}
+	fprintf(f, "], \"nchanged\": %u,\n", n);
+}
+
+/* Which parts of a vCPU's registers differ from the start. */
+static void
+json_regs(FILE *f)
+{
+	fprintf(f, "\"regs\": [");
+	for (unsigned i = 0; i < NVCPUS; i++) {
+		const struct vmi_regs *a = &initial_regs[i], *b = &w->regs[i];
+
+		fprintf(f, "%s{\"rip\": %" PRIu64 ", \"rflags\": %" PRIu64
+		    ", \"dr7\": %" PRIu64 ", \"dr6\": %" PRIu64 ", ", i ? ", " : "",
+		    b->g.rip, b->g.rflags, b->dr7, b->dr6);
+		json_u64s(f, "dr", b->dr, 4);
+		fprintf(f, ", \"changed\": {\"gprs\": %s, \"debug\": %s, "
+		    "\"all\": %s}}",
+		    memcmp(&a->g, &b->g, sizeof(a->g)) ? "true" : "false",
+		    memcmp(a->dr, b->dr, sizeof(a->dr)) || a->dr6 != b->dr6 ||
+		    a->dr7 != b->dr7 ? "true" : "false",
+		    memcmp(a, b, sizeof(*a)) ? "true" : "false");
+	}
+	fprintf(f, "],\n");
+}
+
+static void
+json_counts(FILE *f)
+{
+	unsigned unanswered = 0;
+
+	for (unsigned i = 0; i < NVCPUS; i++)
+		unanswered += held[i];
+	fprintf(f, "\"open\": %s, \"opens\": %u, \"closes\": %u, "
+	    "\"pauses\": %d,\n\"monitors\": {\"swbreak\": %s, \"debug\": %s, "
+	    "\"mtf\": %s},\n\"events\": %u, \"responses\": %u, "
+	    "\"unanswered\": %u, \"queued\": %u, \"reinjects\": %u,\n",
+	    open_drv ? "true" : "false", opens, closes, w->pauses,
+	    w->monitors[VMI_MON_SWBREAK] ? "true" : "false",
+	    w->monitors[VMI_MON_DEBUG] ? "true" : "false",
+	    w->monitors[VMI_MON_MTF] ? "true" : "false",
+	    raised, responses, unanswered, w->qtail - w->qhead, w->reinjects);
+}
+
+/* Written whole to a temporary file, then renamed: a test never reads
+ * half of one. */
+static void
+write_state(void)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if (w == NULL || state_path == NULL || *state_path == '\0')
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", state_path);
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		return;
+	fprintf(f, "{\n\"pid\": %ld,\n", (long)getpid());
+	json_layout(f);
+	json_counts(f);
+	json_changed(f);
+	json_regs(f);
+	fprintf(f, "\"log\": \"%s\"\n}\n", w->log);
+	if (fclose(f) == 0)
+		rename(tmp, state_path);
+}
