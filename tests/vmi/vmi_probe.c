@@ -20,7 +20,7 @@
  *   vmi-probe DOM hold-all RELEASE_VCPU SECONDS [ADDR...]
  *   vmi-probe DOM monitor-check
  *   vmi-probe DOM bench swbreak ADDR N | bench step VCPU N |
- *                     bench mem GPA MIB
+ *                     bench cycle ADDR N | bench mem GPA MIB
  *
  * DOM is a domain id or a name. ADDR are guest virtual addresses,
  * translated with vCPU 0's CR3 unless a VCPU is given. SIGINT/SIGTERM end
@@ -58,6 +58,7 @@ struct probe {
 	enum vmi_hw_kind kind;
 	bool stepping_over[MAX_VCPUS];
 	bool done, timed_out, gone;
+	bool quiet;             /* benchmarks: no line per hit */
 	uint64_t rips[MAX_RECORD];
 	unsigned nrips;
 	unsigned events, foreign, reinjected;
@@ -103,6 +104,8 @@ hit_line(struct probe *p, const char *what, const struct vmi_event *ev)
 {
 	struct jline j;
 
+	if (p->quiet)
+		return;
 	j_begin(&j);
 	j_str(&j, "event", what);
 	j_int(&j, "n", p->count);
@@ -1060,6 +1063,49 @@ bench_swbreak(struct probe *p, uint64_t va, unsigned n)
 	return 0;
 }
 
+/*
+ * What a debugger does per breakpoint hit, at this layer: the hit, the
+ * int3 taken out, one TF step over the original instruction, the int3
+ * put back, the guest run to the next hit (other vCPUs run on). The
+ * baseline for vmistub's breakpoint hits through gdb, which add gdb's
+ * packets and the all-stop of the other vCPUs to exactly this.
+ */
+static int
+bench_cycle(struct probe *p, uint64_t va, unsigned n)
+{
+	struct vmi_stats st;
+	struct jline j;
+	double t0, secs;
+	uint64_t gpa;
+	int r;
+
+	p->mode = M_BREAK;
+	p->quiet = true;
+	p->want = n;
+	r = virt_to_phys(p, 0, va, &gpa);
+	p->gpa = gpa;
+	if (r == 0)
+		r = vmi_monitor(p->v, VMI_MON_SWBREAK, true);
+	if (r == 0)
+		r = vmi_patch(p->v, gpa, "\xcc", 1);
+	if (r != 0)
+		return fail(p, r, "arm");
+	t0 = probe_now();
+	run(p, 600);
+	secs = probe_now() - t0;
+	bench_line("cycle", "vmi", p->count, secs, p->err);
+	vmi_stats(p->v, &st);
+	j_begin(&j);
+	j_str(&j, "bench", "cycle-stats");
+	j_int(&j, "events", (long long)st.events);
+	j_int(&j, "responses", (long long)st.responses);
+	j_int(&j, "regs_reads", (long long)st.regs_reads);
+	j_int(&j, "regs_light_writes", (long long)st.regs_light_writes);
+	j_int(&j, "regs_writes", (long long)st.regs_writes);
+	j_end(&j);
+	return 0;
+}
+
 static int
 bench_step(struct probe *p, unsigned vcpu, unsigned n)
 {
@@ -1256,6 +1302,8 @@ dispatch(struct probe *p, int argc, char **argv)
 		NEED(3);
 		if (strcmp(argv[0], "swbreak") == 0)
 			return bench_swbreak(p, num(argv[1]), (unsigned)num(argv[2]));
+		if (strcmp(argv[0], "cycle") == 0)
+			return bench_cycle(p, num(argv[1]), (unsigned)num(argv[2]));
 		if (strcmp(argv[0], "step") == 0)
 			return bench_step(p, (unsigned)num(argv[1]),
 			    (unsigned)num(argv[2]));
