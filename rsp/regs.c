@@ -320,18 +320,19 @@ struct bit {
 static void flags(struct sink *s, const char *id, unsigned size,
 		  const struct bit *bits, size_t n)
 {
-	rsp_xml_put(s, "  <flags");
+	rsp_xml_put(s, "<flags");
 	rsp_xml_attr(s, "id", id);
 	rsp_xml_attr_u(s, "size", size);
-	rsp_xml_put(s, ">\n");
+	rsp_xml_put(s, ">");
 	for (size_t i = 0; i < n; i++) {
-		rsp_xml_put(s, "    <field");
+		rsp_xml_put(s, "<field");
 		rsp_xml_attr(s, "name", bits[i].name);
 		rsp_xml_attr_u(s, "start", bits[i].bit);
+		/* gdb 13 wants "end" even for one bit. */
 		rsp_xml_attr_u(s, "end", bits[i].bit);
-		rsp_xml_put(s, "/>\n");
+		rsp_xml_put(s, "/>");
 	}
-	rsp_xml_put(s, "  </flags>\n");
+	rsp_xml_put(s, "</flags>");
 }
 
 #define FLAGS(s, id, size, bits) \
@@ -383,20 +384,20 @@ static void vec128(struct sink *s)
 	};
 
 	for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
-		rsp_xml_put(s, "  <vector");
+		rsp_xml_put(s, "<vector");
 		rsp_xml_attr(s, "id", vectors[i][0]);
 		rsp_xml_attr(s, "type", vectors[i][1]);
 		rsp_xml_attr(s, "count", vectors[i][2]);
-		rsp_xml_put(s, "/>\n");
+		rsp_xml_put(s, "/>");
 	}
-	rsp_xml_put(s, "  <union id=\"vec128\">\n");
+	rsp_xml_put(s, "<union id=\"vec128\">");
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		rsp_xml_put(s, "    <field");
+		rsp_xml_put(s, "<field");
 		rsp_xml_attr(s, "name", fields[i][0]);
 		rsp_xml_attr(s, "type", fields[i][1]);
-		rsp_xml_put(s, "/>\n");
+		rsp_xml_put(s, "/>");
 	}
-	rsp_xml_put(s, "  </union>\n");
+	rsp_xml_put(s, "</union>");
 }
 
 static void types(struct sink *s, enum rsp_reg_feature feature)
@@ -419,36 +420,55 @@ static void types(struct sink *s, enum rsp_reg_feature feature)
 	}
 }
 
+/* gdb's defaults (GDB manual, "Target Description Format", Registers): an
+ * integer of the register's size, in the group gdb's own architecture
+ * code gives it. Saying them again only lengthens the document. */
+static bool default_type(const struct rsp_reg *r)
+{
+	return strcmp(r->type, "int") == 0 ||
+	       (strcmp(r->type, "int64") == 0 && r->bitsize == 64) ||
+	       (strcmp(r->type, "int32") == 0 && r->bitsize == 32);
+}
+
+/*
+ * Written compact, without layout: gdb reads target.xml 4 KiB per packet
+ * whatever PacketSize says (target_read_alloc), so every 4 KiB saved is
+ * one packet less on every attach.
+ */
 size_t rsp_tdesc_write(char *buf, size_t cap)
 {
 	struct sink s = { buf, cap, 0 };
+	unsigned next_regno = 0;
 
-	rsp_xml_put(&s, "<?xml version=\"1.0\"?>\n"
-		"<!DOCTYPE target SYSTEM \"gdb-target.dtd\">\n"
-		"<target version=\"1.0\">\n"
-		"<architecture>i386:x86-64</architecture>\n");
+	rsp_xml_put(&s, "<?xml version=\"1.0\"?>"
+		"<!DOCTYPE target SYSTEM \"gdb-target.dtd\">"
+		"<target version=\"1.0\">"
+		"<architecture>i386:x86-64</architecture>");
 	for (unsigned feat = 0; feat < RSP_FEATURE__COUNT; feat++) {
 		rsp_xml_put(&s, "<feature");
 		rsp_xml_attr(&s, "name", rsp_feature_names[feat]);
-		rsp_xml_put(&s, ">\n");
+		rsp_xml_put(&s, ">");
 		types(&s, (enum rsp_reg_feature)feat);
 		for (unsigned i = 0; i < RSP_AMD64_NREGS; i++) {
 			const struct rsp_reg *r = &rsp_amd64_regs[i];
 
 			if (r->feature != feat)
 				continue;
-			/* An explicit regnum on every register: the remote
-			 * numbering never depends on feature order. */
-			rsp_xml_put(&s, "  <reg");
+			rsp_xml_put(&s, "<reg");
 			rsp_xml_attr(&s, "name", r->name);
 			rsp_xml_attr_u(&s, "bitsize", r->bitsize);
-			rsp_xml_attr(&s, "type", r->type);
-			rsp_xml_attr_u(&s, "regnum", r->regno);
-			if (r->group)
+			if (!default_type(r))
+				rsp_xml_attr(&s, "type", r->type);
+			/* gdb numbers on from the previous register; say the
+			 * number wherever the table jumps. */
+			if (r->regno != next_regno)
+				rsp_xml_attr_u(&s, "regnum", r->regno);
+			next_regno = r->regno + 1;
+			if (r->group && strcmp(r->group, "general") != 0)
 				rsp_xml_attr(&s, "group", r->group);
-			rsp_xml_put(&s, "/>\n");
+			rsp_xml_put(&s, "/>");
 		}
-		rsp_xml_put(&s, "</feature>\n");
+		rsp_xml_put(&s, "</feature>");
 	}
 	rsp_xml_put(&s, "</target>\n");
 	return rsp_xml_end(&s);
