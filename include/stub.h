@@ -111,6 +111,7 @@ struct stub_refusal {
 
 struct stub_stats {
 	uint64_t events, stops, reinjected, steps, parks;
+	uint64_t late_events;    /* found by the timer, not the event fd */
 };
 
 struct stub {
@@ -201,7 +202,7 @@ int stub_bp_remove(struct stub *s, const struct rsp_command *c);
 int stub_resume(struct stub *s, const struct rsp_vcont_action *acts,
     size_t n);
 int stub_interrupt(struct stub *s);
-void stub_on_events(struct stub *s);
+int stub_on_events(struct stub *s);
 int stub_hw_slots_free(const struct stub *s);
 
 /* A text built with printf-like appends, cut (never overrun) at cap. */

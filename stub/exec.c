@@ -365,13 +365,14 @@ on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
 	return VMI_HOLD;
 }
 
-void
+/* The events handled (0 when none), for the timer's count of late ones. */
+int
 stub_on_events(struct stub *s)
 {
-	int r;
+	int r = 0;
 
 	if (s->v == NULL)
-		return;
+		return 0;
 	if (!s->gone) {
 		r = vmi_dispatch(s->v);
 		if (r < 0 && r != -ESRCH)
@@ -389,6 +390,7 @@ stub_on_events(struct stub *s)
 			stub_conn_send(s->conn);
 		}
 	}
+	return r > 0 ? r : 0;
 }
 
 /* ---- resume ------------------------------------------------------------------ */

@@ -60,6 +60,7 @@ stub_attach(struct stub *s, uint32_t domid)
 		ev_io_start(s->loop, &s->event_w);
 	}
 	ev_timer_init(&s->timer, on_timer, HOUSEKEEPING_S, HOUSEKEEPING_S);
+	ev_set_priority(&s->timer, EV_MINPRI);
 	s->timer.data = s;
 	ev_timer_start(s->loop, &s->timer);
 	s->running = false;
@@ -119,10 +120,17 @@ static void
 on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct stub *s = w->data;
+	int n;
 
 	if (s->v != NULL && !s->gone)
 		vmi_timeout(s->v);
-	stub_on_events(s);
+	/* Events the event fd should have announced (the timer runs after
+	 * the fd's watcher in one loop iteration: lower priority). */
+	n = stub_on_events(s);
+	if (n > 0) {
+		s->stats.late_events += (uint64_t)n;
+		log_debug("%d event(s) found by the timer, not the event fd", n);
+	}
 }
 
 /* ---- registers ------------------------------------------------------------- */

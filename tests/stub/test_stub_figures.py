@@ -81,6 +81,7 @@ for i in range({n}):
     gdb.execute("continue", to_string=True)
 t3 = time.monotonic()
 print("BENCH read_s=%.3f hits_s=%.3f" % (t1 - t0, t3 - t2))
+print(gdb.execute("monitor info", to_string=True))
 gdb.execute("delete")
 gdb.execute("detach")
 """)
@@ -105,4 +106,11 @@ gdb.execute("detach")
     figures("stub.vmi_breakpoint_cycles_per_s", round(cycle_rate, 1))
     figures("stub.gdb_over_vmi_rate", round(gdb_rate / vmi_rate, 3))
     figures("stub.gdb_over_vmi_cycle_rate", round(gdb_rate / cycle_rate, 3))
+    # What the whole session cost the hypervisor, and whether the event
+    # fd ever failed to announce an event (the timer found it instead).
+    late = re.search(r"events (\d+) \((\d+) found late", out)
+    hyp = re.search(r"hypervisor: (.*)", out)
+    assert late and hyp, out
+    figures("stub.events_found_late_by_timer", f"{late.group(2)} of {late.group(1)}")
+    figures("stub.hypervisor_calls_session", hyp.group(1))
     assert dump.stat().st_size == MIB16
