@@ -54,8 +54,10 @@ listen_tcp(const char *spec)
 		return -EINVAL;
 	}
 	hl = (size_t)(colon - spec);
-	if (hl >= sizeof(host))
+	if (hl >= sizeof(host)) {
+		log_error("cannot listen on %s: host name too long", spec);
 		return -ENAMETOOLONG;
+	}
 	memcpy(host, spec, hl);
 	host[hl] = '\0';
 	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
@@ -70,6 +72,7 @@ listen_tcp(const char *spec)
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		r = -errno;
+		log_error("cannot listen on %s: %s", spec, strerror(-r));
 		freeaddrinfo(ai);
 		return r;
 	}
@@ -93,12 +96,18 @@ listen_unix(const char *path)
 	mode_t old;
 	int fd, r = 0;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		log_error("cannot listen on %s: a unix socket path has at most "
+		    "%zu bytes", path, sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
+	}
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		r = -errno;
+		log_error("cannot listen on %s: %s", path, strerror(-r));
+		return r;
+	}
 	/* Created 0600 from the start: no window where others may connect. */
 	old = umask(0177);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
