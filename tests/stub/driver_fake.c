@@ -28,8 +28,8 @@
  *   VMISTUB_FAKE_STATE  a JSON summary (layout, pauses held, monitors on,
  *                       events unanswered, bytes and registers changed
  *                       since startup), written at startup, at each
- *                       pause, unpause and close of the driver, and at
- *                       exit.
+ *                       pause, unpause, monitor change and close of the
+ *                       driver, and at exit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -219,6 +219,14 @@ world(void)
 	return 0;
 }
 
+/* The guest exists before vmistub looks for it: the tests read its layout
+ * as soon as the process starts. */
+__attribute__((constructor)) static void
+world_at_start(void)
+{
+	world();
+}
+
 /* ---- the fake CPU ---------------------------------------------------------- */
 
 /* A 4-level walk of its own (not vmi/paging.c: the fake stays an
@@ -369,6 +377,24 @@ w_reinject(struct vmi_driver *d, const struct vmi_event *ev)
 	return inner.reinject(d, ev);
 }
 
+static int
+w_monitor_swbreak(struct vmi_driver *d, bool on)
+{
+	int r = inner.monitor_swbreak(d, on);
+
+	write_state();
+	return r;
+}
+
+static int
+w_monitor_debug(struct vmi_driver *d, bool on)
+{
+	int r = inner.monitor_debug(d, on);
+
+	write_state();
+	return r;
+}
+
 static void
 w_close(struct vmi_driver *d)
 {
@@ -382,10 +408,8 @@ int
 stub_driver_open(uint32_t domid, struct vmi_driver **out)
 {
 	struct vmi_driver *d;
-	int r = world();
-
-	if (r < 0)
-		return r;
+	if (w == NULL)
+		return -ENOMEM;
 	if (domid != FAKE_DOMID)
 		return -ESRCH;
 	if (open_drv != NULL)
@@ -398,6 +422,8 @@ stub_driver_open(uint32_t domid, struct vmi_driver **out)
 	outer.unpause = w_unpause;
 	outer.respond = w_respond;
 	outer.reinject = w_reinject;
+	outer.monitor_swbreak = w_monitor_swbreak;
+	outer.monitor_debug = w_monitor_debug;
 	outer.close = w_close;
 	outer.step_why = "the fake CPU steps with RFLAGS.TF (AMD path)";
 	d->ops = &outer;
