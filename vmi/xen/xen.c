@@ -421,14 +421,15 @@ xen_drain(struct vmi_driver *d, struct vmi_event *evs, unsigned max)
 	struct xen_drv *x = xen_of(d);
 	unsigned n = 0;
 
-	for (;;) {
-		xenevtchn_port_or_error_t port = xenevtchn_pending(x->xce);
+	/* One pending port per call, not a loop until EAGAIN: that last
+	 * read is a system call per event for nothing (a PV dom0's system
+	 * calls go through Xen). A second port still pending keeps the fd
+	 * readable, and the ring is read below whatever port woke us. */
+	xenevtchn_port_or_error_t port = xenevtchn_pending(x->xce);
 
-		if (port < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			return -errno;
-		}
+	if (port < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+		return -errno;
+	if (port >= 0) {
 		if (xenevtchn_unmask(x->xce, (evtchn_port_t)port) < 0)
 			return -errno;
 		if (port == x->virq_port)
