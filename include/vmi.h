@@ -331,6 +331,15 @@ int vmi_hwbreak_set(struct vmi *v, unsigned vcpu, unsigned slot,
     uint64_t addr, enum vmi_hw_kind kind, unsigned len);
 int vmi_hwbreak_clear(struct vmi *v, unsigned vcpu, unsigned slot);
 
+/* Hold a vCPU that no event holds, before it executes anything (the domain
+ * paused): DR[slot] as an execution breakpoint at its RIP, which faults
+ * before the instruction runs, plus a single step for when it does not go
+ * to RIP next (a trap still to be delivered sends it into the guest's
+ * handler). With TF both go in one register write. It is then held by
+ * whichever event comes first; vmi_hwbreak_clear(slot) and an answer
+ * without a step undo it. -EBUSY if an event holds it already. */
+int vmi_park(struct vmi *v, unsigned vcpu, unsigned slot);
+
 /* ---- memory ------------------------------------------------------------- */
 
 /* Read flag: show the original bytes under vmi_patch() patches. */

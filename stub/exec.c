@@ -461,14 +461,8 @@ still_stands(struct stub *s, unsigned vcpu)
 static int
 park(struct stub *s, unsigned i)
 {
-	struct vmi_regs *regs;
-	int r = stub_regs(s, i, &regs);
+	int r = vmi_park(s->v, i, STUB_PARK_SLOT);
 
-	if (r == 0)
-		r = vmi_hwbreak_set(s->v, i, STUB_PARK_SLOT, regs->g.rip,
-		    VMI_HW_EXEC, 1);
-	if (r == 0)
-		r = vmi_step_arm(s->v, i, true);
 	if (r == 0) {
 		s->vcpus[i].parked = true;
 		s->stats.parks++;

@@ -1039,12 +1039,38 @@ dr7_len(unsigned len, uint64_t *bits)
 	return -EINVAL;
 }
 
+/* Put DR[slot] into regs, the guest's own DR0-3/DR7 saved first. */
+static void
+arm_slot(struct vmi_vcpu *vc, struct vmi_regs *regs, unsigned slot,
+    uint64_t addr, enum vmi_hw_kind kind, uint64_t lenbits)
+{
+	if (!vc->dr_saved) {
+		memcpy(vc->dr_orig, regs->dr, sizeof(vc->dr_orig));
+		vc->dr7_orig = regs->dr7;
+	}
+	regs->dr[slot] = addr;
+	regs->dr7 &= ~(DR7_SLOT_MASK(slot));
+	regs->dr7 |= DR7_ENABLE(slot) | DR7_GE_LE |
+	    ((uint64_t)kind << DR7_RW_SHIFT(slot)) |
+	    (lenbits << DR7_LEN_SHIFT(slot));
+}
+
+/* The slot is armed in the vCPU now: teardown must undo it. */
+static void
+slot_armed(struct vmi_vcpu *vc, unsigned slot, uint64_t addr,
+    enum vmi_hw_kind kind)
+{
+	vc->dr_saved = true;
+	vc->hw_used |= (uint8_t)(1u << slot);
+	vc->hw_addr[slot] = addr;
+	vc->hw_kind[slot] = (uint8_t)kind;
+}
+
 int
 vmi_hwbreak_set(struct vmi *v, unsigned vcpu, unsigned slot, uint64_t addr,
     enum vmi_hw_kind kind, unsigned len)
 {
 	struct vmi_regs regs;
-	struct vmi_vcpu *vc;
 	uint64_t lenbits;
 	int r;
 
@@ -1062,24 +1088,50 @@ vmi_hwbreak_set(struct vmi *v, unsigned vcpu, unsigned slot, uint64_t addr,
 		r = vmi_get_regs(v, vcpu, &regs);
 	if (r != 0)
 		return r;
-	vc = &v->vcpus[vcpu];
-	if (!vc->dr_saved) {
-		memcpy(vc->dr_orig, regs.dr, sizeof(vc->dr_orig));
-		vc->dr7_orig = regs.dr7;
-	}
-	regs.dr[slot] = addr;
-	regs.dr7 &= ~(DR7_SLOT_MASK(slot));
-	regs.dr7 |= DR7_ENABLE(slot) | DR7_GE_LE |
-	    ((uint64_t)kind << DR7_RW_SHIFT(slot)) |
-	    (lenbits << DR7_LEN_SHIFT(slot));
+	arm_slot(&v->vcpus[vcpu], &regs, slot, addr, kind, lenbits);
 	r = vmi_set_regs(v, vcpu, &regs);
+	if (r == 0)
+		slot_armed(&v->vcpus[vcpu], slot, addr, kind);
+	return r;
+}
+
+int
+vmi_park(struct vmi *v, unsigned vcpu, unsigned slot)
+{
+	struct vmi_regs regs;
+	struct vmi_vcpu *vc;
+	uint64_t rip;
+	int r;
+
+	if (vcpu >= v->nr_vcpus || slot >= 4)
+		return -EINVAL;
+	vc = &v->vcpus[vcpu];
+	if (vc->has_pending)
+		return -EBUSY;    /* held already */
+	if (!vmi_has(v, VMI_CAP_HWBREAK))
+		return -EOPNOTSUPP;
+	if (vmi_step_mechanism(v, NULL) == VMI_STEP_MTF) {
+		r = vmi_get_regs(v, vcpu, &regs);
+		if (r == 0)
+			r = vmi_hwbreak_set(v, vcpu, slot, regs.g.rip,
+			    VMI_HW_EXEC, 1);
+		return r == 0 ? vmi_step_arm(v, vcpu, true) : r;
+	}
+	/* TF: the breakpoint and the step in one register write. */
+	r = vmi_monitor(v, VMI_MON_DEBUG, true);
+	if (r == 0)
+		r = vmi_get_regs(v, vcpu, &regs);
 	if (r != 0)
 		return r;
-	vc->dr_saved = true;
-	vc->hw_used |= (uint8_t)(1u << slot);
-	vc->hw_addr[slot] = addr;
-	vc->hw_kind[slot] = (uint8_t)kind;
-	return 0;
+	rip = regs.g.rip;
+	arm_slot(vc, &regs, slot, rip, VMI_HW_EXEC, 0);
+	regs.g.rflags |= VMI_RFLAGS_TF;
+	r = vmi_set_regs(v, vcpu, &regs);
+	if (r == 0) {
+		slot_armed(vc, slot, rip, VMI_HW_EXEC);
+		vc->tf = true;
+	}
+	return r;
 }
 
 int

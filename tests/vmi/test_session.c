@@ -1020,6 +1020,33 @@ t_registers_cached_while_frozen(void **state)
 	vmi_close(v);
 }
 
+/* Parking a running vCPU: DR3 at its RIP and TF, one register write;
+ * teardown takes both back. */
+static void
+t_park_is_one_write(void **state)
+{
+	struct vmi_stats st;
+	struct vmi *v;
+
+	(void)state;
+	world.regs[1].g.rip = 0xffffffff80001234ULL;
+	v = open_on(FAKE_AMD, NULL, 0, 0);
+	assert_int_equal(vmi_pause(v), 0);
+	assert_int_equal(vmi_park(v, 1, 3), 0);
+	vmi_stats(v, &st);
+	assert_int_equal(st.regs_light_writes + st.regs_writes, 1);
+	assert_int_equal(world.regs[1].dr[3], 0xffffffff80001234ULL);
+	assert_int_equal(world.regs[1].dr7 & (3ULL << 6), 3ULL << 6);
+	assert_int_equal((world.regs[1].dr7 >> 28) & 15, 0);  /* exec, len 1 */
+	assert_true(world.regs[1].g.rflags & VMI_RFLAGS_TF);
+	assert_true(vmi_stepping(v, 1));
+	assert_int_equal(vmi_teardown(v), 0);
+	assert_int_equal(world.regs[1].dr[3], 0);
+	assert_int_equal(world.regs[1].dr7, 0);
+	assert_false(world.regs[1].g.rflags & VMI_RFLAGS_TF);
+	vmi_close(v);
+}
+
 static void
 t_bad_vcpu_event_is_answered(void **state)
 {
@@ -1065,6 +1092,7 @@ main(void)
 		T(t_signal_driven_shutdown),
 		T(t_pause_is_counted),
 		T(t_registers_cached_while_frozen),
+		T(t_park_is_one_write),
 		T(t_bad_vcpu_event_is_answered),
 	};
 #undef T
