@@ -28,8 +28,8 @@
  *   VMISTUB_FAKE_STATE  a JSON summary (layout, pauses held, monitors on,
  *                       events unanswered, bytes and registers changed
  *                       since startup), written at startup, at each
- *                       pause, unpause, monitor change and close of the
- *                       driver, and at exit.
+ *                       pause, unpause, response, monitor change and
+ *                       close of the driver, and at exit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -366,6 +366,7 @@ w_respond(struct vmi_driver *d, const struct vmi_event *ev,
 		held[ev->vcpu] = false;
 		run(ev->vcpu);
 	}
+	write_state();
 	return r;
 }
 

@@ -729,3 +729,42 @@ def test_two_vcpus_hit_at_once_one_stop_each(start):
     assert c.ask("D") == b"OK"
     c.close()
     assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1))
+
+
+def test_hbreak_on_vcpu1_then_detach_restores_debug_registers(start, gdbs):
+    """A DR0-3 execution breakpoint: the fake CPU traps before executing
+    (as an instruction breakpoint faults); detach puts DR0-3/6/7 back."""
+    stub = start("fake")
+    rip1 = stub.layout["rip"][1]
+    g = gdbs(stub.target)
+    assert "Hardware assisted breakpoint 1 at" in g.run(f"hbreak *{rip1:#x}")
+    out = g.run("continue")
+    # gdb 13 says "Breakpoint" for a hardware one too.
+    assert re.search(rf'Thread 2 "vCPU 1" hit Breakpoint 1, {rip1:#x} in', out), out
+    st = stub.state()
+    assert rip1 in st["regs"][1]["dr"] and st["regs"][1]["dr7"] != DR7_INIT, st
+    assert st["nchanged"] == 0, st      # no int3 in memory: a debug register
+    g.run("detach")
+    assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1))
+
+
+def test_guests_own_int3_goes_back_to_the_guest(start, gdbs):
+    """An int3 the guest has itself (written here through gdb, not
+    inserted as a breakpoint) is re-injected, unseen by gdb. A breakpoint
+    elsewhere turns int3 events on, as it would in a real session."""
+    stub = start("fake")
+    rip1 = stub.layout["rip"][1]
+    g = gdbs(stub.target)
+    g.run(f"break *{stub.layout['text_va'] + 0x3000:#x}")
+    g.run(f"set var *(unsigned char *){rip1:#x} = 0xcc")
+    assert stub.byte(rip1) == 0xCC
+    g.go("continue")
+    st = stub.wait_state(lambda s: s["reinjects"] == 1)
+    assert st["events"] == 1 and st["unanswered"] == 0 and st["pauses"] == 0, st
+    g.interrupt()
+    out = g.wait()
+    assert "received signal SIGINT" in out and "SIGTRAP" not in out, out
+    g.run(f"set var *(unsigned char *){rip1:#x} = 0x90", "detach")
+    st = stub.wait_state(lambda s: s["closes"] == 1)
+    assert st["reinjects"] == 1, st
+    assert_world_clean(st)
