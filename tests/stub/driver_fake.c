@@ -482,11 +482,12 @@ json_layout(FILE *f)
 	    "\"layout\": {\"frames\": %d, \"cr3\": %" PRIu64 ", "
 	    "\"text_va\": %" PRIu64 ", \"text_gpa\": %" PRIu64 ", "
 	    "\"text_len\": %" PRIu64 ", \"data_va\": %" PRIu64 ", "
-	    "\"data_gpa\": %" PRIu64 ", \"data_len\": %" PRIu64 ", ",
+	    "\"data_gpa\": %" PRIu64 ", \"data_len\": %" PRIu64 ", "
+	    "\"mapped_len\": %" PRIu64 ", ",
 	    FAKE_DOMID, FAKE_NAME, NVCPUS, FAKE_FRAMES,
 	    (uint64_t)PML4_GFN * PAGE, kernel_va(0), kernel_gpa(0),
 	    TEXT_PAGES * PAGE, kernel_va(DATA_PAGE), kernel_gpa(DATA_PAGE),
-	    PAGE);
+	    PAGE, KERNEL_PAGES * PAGE);
 	json_u64s(f, "rip", rip, NVCPUS);
 	fprintf(f, "},\n");
 }

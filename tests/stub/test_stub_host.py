@@ -110,7 +110,7 @@ class FakeStub:
     def gpa(self, va):
         """The fake maps its kernel linearly (driver_fake.c's page tables)."""
         lay = self.layout
-        assert lay["text_va"] <= va < lay["data_va"] + lay["data_len"], hex(va)
+        assert lay["text_va"] <= va < lay["text_va"] + lay["mapped_len"], hex(va)
         return va - lay["text_va"] + lay["text_gpa"]
 
     def byte(self, va):
@@ -767,4 +767,73 @@ def test_guests_own_int3_goes_back_to_the_guest(start, gdbs):
     g.run(f"set var *(unsigned char *){rip1:#x} = 0x90", "detach")
     st = stub.wait_state(lambda s: s["closes"] == 1)
     assert st["reinjects"] == 1, st
+    assert_world_clean(st)
+
+
+def reg(regs_hex, n):
+    """64-bit register n of a g reply (rax..r15 are 0-15, rip is 16)."""
+    return int.from_bytes(bytes.fromhex(regs_hex[16 * n:16 * (n + 1)].decode()), "little")
+
+
+def test_range_step_and_short_reads(start):
+    """vCont;r steps inside the stub until RIP leaves the range (the fake
+    CPU runs one NOP per step) while vCPU 1 stays put; a read that runs
+    into an unmapped page returns the bytes before it."""
+    stub = start("fake")
+    rip0, rip1 = stub.layout["rip"]
+    c = stub.rsp()
+    assert c.ask("qSupported:swbreak+;hwbreak+").startswith(b"PacketSize=")
+    stop = c.ask(f"vCont;r{hexaddr(rip0)},{hexaddr(rip0 + 5)}:1")
+    assert re.match(rb"T05.*;thread:0*1;$", stop), stop
+    assert c.ask("Hg1") == b"OK"
+    assert reg(c.ask("g"), 16) == rip0 + 5
+    st = stub.state()
+    assert st["regs"][0]["rip"] == rip0 + 5 and st["regs"][1]["rip"] == rip1, st
+    assert st["events"] >= 5, st         # one #DB per instruction, answered in the stub
+    last = stub.layout["text_va"] + stub.layout["mapped_len"] - 0x10
+    got = c.ask(f"m{hexaddr(last)},20")
+    assert got == stub.phys(stub.gpa(last), 16).hex().encode(), got
+    assert re.fullmatch(rb"E[0-9a-f]{2}", c.ask(f"m{hexaddr(last + 0x10)},10"))
+    assert c.ask("D") == b"OK"
+    c.close()
+    st = stub.wait_state(lambda s: s["closes"] == 1)
+    assert st["regs"][0]["rip"] == rip0 + 5
+    assert_world_clean(st, moved_rip=(0,))
+
+
+def test_continue_from_a_breakpoint_steps_over_it(start, gdbs):
+    """gdb's step-over: the breakpoint out, vCPU 1 steps alone (vCPU 0
+    parked), the breakpoint back in, both run on; Ctrl-C stops them."""
+    stub = start("fake")
+    rip0, rip1 = stub.layout["rip"]
+    g = gdbs(stub.target)
+    g.run(f"break *{rip1:#x}")
+    out = g.run("continue")
+    assert re.search(rf'Thread 2 "vCPU 1" hit Breakpoint 1, {rip1:#x} in', out), out
+    g.go("continue")
+    st = stub.wait_state(lambda s: s["pauses"] == 0 and s["unanswered"] == 0)
+    assert stub.byte(rip1) == 0xCC, st                   # back in after the step
+    assert st["regs"][1]["rip"] == rip1 + 1 and st["regs"][0]["rip"] == rip0, st
+    assert st["regs"][0]["rflags"] & TF == 0 and st["regs"][1]["rflags"] & TF == 0, st
+    g.interrupt()
+    out = g.wait()
+    assert "received signal SIGINT" in out, out
+    g.run("detach")
+    st = stub.wait_state(lambda s: s["closes"] == 1)
+    assert_world_clean(st, moved_rip=(1,))
+
+
+def test_hang_up_with_a_stop_still_queued(start):
+    """Both vCPUs held by int3 events, one reported, one queued, and the
+    client vanishes: both events answered, both int3s gone."""
+    stub = start("fake")
+    rip0, rip1 = stub.layout["rip"]
+    c = stub.rsp()
+    for bp in (rip0, rip1):
+        assert c.ask(f"Z0,{hexaddr(bp)},1") == b"OK"
+    assert c.ask("vCont;c").startswith(b"T05")
+    assert stub.state()["unanswered"] == 2
+    c.close()
+    st = stub.wait_state(lambda s: s["closes"] == 1)
+    assert [stub.byte(rip0), stub.byte(rip1)] == [NOP, NOP]
     assert_world_clean(st)
