@@ -68,7 +68,7 @@ stub_resolve_domain(const char *spec, uint32_t *domid)
 static void
 usage(FILE *f)
 {
-	fputs("usage: vmistub [options] DOMAIN\n"
+	fputs("usage: vmistub [options] [DOMAIN]\n"
 	    "GDB remote stub for a Xen guest, run in dom0 as root.\n"
 	    "DOMAIN is a domain id or name (optional with target extended-remote:\n"
 	    "then gdb attaches with 'attach DOMID').\n\n"

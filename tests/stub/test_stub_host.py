@@ -306,7 +306,7 @@ def test_version(fake_exe):
 def test_help_names_options_and_loopback_default(fake_exe):
     r = subprocess.run([str(fake_exe), "--help"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and r.stderr == "", r
-    assert r.stdout.startswith("usage: vmistub [options] DOMAIN\n"), r.stdout
+    assert r.stdout.startswith("usage: vmistub [options] [DOMAIN]\n"), r.stdout
     for opt in ("--listen HOST:PORT", "--unix PATH", "--log-level LEVEL", "--version", "--help"):
         assert opt in r.stdout, r.stdout
     assert "default 127.0.0.1:1234" in r.stdout, r.stdout
