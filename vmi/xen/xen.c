@@ -1,7 +1,8 @@
 /*
  * xen.c - the Xen 4.17 driver: domain control with libxenctrl, guest
  * memory with libxenforeignmemory, vm_event ring with libxenevtchn,
- * trap re-injection with libxendevicemodel, names with libxenstore.
+ * trap re-injection with libxendevicemodel, names with libxenstore,
+ * the vCPU extended-state domctls with libxencall (xen_regs.c).
  *
  * The ring follows the sequence of xen/vm_event.h and Xen's own monitor
  * tools: xc_monitor_enable() maps the ring page and gives the event
@@ -68,7 +69,7 @@ xen_close(struct vmi_driver *d)
 		xenevtchn_close(x->xce);
 	if (x->xch != NULL)
 		xc_interface_close(x->xch);
-	free(x->hvm_header);
+	xen_regs_fini(x);
 	free(x);
 }
 
@@ -220,11 +221,19 @@ static int
 xen_info(struct vmi_driver *d, struct vmi_info *out)
 {
 	struct xen_drv *x = xen_of(d);
+	int n;
 
 	memset(out, 0, sizeof(*out));
 	out->driver = "xen";
 	snprintf(out->platform, sizeof(out->platform), "%s", x->platform);
-	snprintf(out->why, sizeof(out->why), "%s", x->why);
+	/* The counts let the lab see whether a light write ever had to put
+	 * the extended FPU state back (xen_regs.c, keep the state). */
+	n = snprintf(out->why, sizeof(out->why),
+	    "%s; light register writes %llu, extended-state reloads %llu",
+	    x->why, (unsigned long long)x->light_writes,
+	    (unsigned long long)x->xs_reloads);
+	if (n < 0)
+		return -EIO;
 	out->nr_vcpus = x->nr_vcpus;
 	out->max_gfn = x->max_gfn;
 	out->domid = x->domid;

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <xencall.h>
 #include <xenctrl.h>
 #include <xendevicemodel.h>
 #include <xenevtchn.h>
@@ -52,6 +53,19 @@ struct xen_drv {
 	/* hvm_save header record, needed to build a setcontext blob. */
 	uint8_t *hvm_header;
 	uint32_t hvm_header_len;
+
+	/* Extended FPU state kept across xc_vcpu_setcontext (xen_regs.c,
+	 * set_by_vcpu_context). Set up at the first light write. */
+	xencall_handle *xcall;
+	void *xs_domctl;        /* struct xen_domctl in hypercall memory */
+	void *xs_buf;           /* xcr0, xcr0_accum, XSAVE image */
+	uint32_t xs_size;       /* PV_XSAVE_SIZE(Xen's xfeature_mask) */
+	uint64_t xs_mask;       /* Xen's xfeature_mask; 0: no XSAVE */
+	bool xs_probed;
+	uint64_t light_writes, xs_reloads;   /* shown by xen_info */
+	/* A request of another vm_event version was answered and dropped:
+	 * the next drain reports -EPROTO (once). */
+	bool proto_err;
 };
 
 int xen_get_regs(struct vmi_driver *d, unsigned vcpu, struct vmi_regs *r);
@@ -59,6 +73,8 @@ int xen_set_regs(struct vmi_driver *d, unsigned vcpu,
     const struct vmi_regs *r);
 int xen_set_light_regs(struct vmi_driver *d, unsigned vcpu,
     const struct vmi_regs *r);
+/* Frees what xen_regs.c set up (xcall, its buffers, the header). */
+void xen_regs_fini(struct xen_drv *x);
 
 static inline struct xen_drv *
 xen_of(struct vmi_driver *d)

@@ -10,7 +10,9 @@
  *
  * Writing takes one of two paths. A change of general registers, RIP,
  * RFLAGS or debug registers only (breakpoints, watchpoints, TF: nearly
- * every write) goes through xc_vcpu_setcontext, see set_by_vcpu_context.
+ * every write) goes through xc_vcpu_setcontext, see set_by_vcpu_context;
+ * that call resets the vCPU's extended FPU state, which is therefore
+ * read before and put back after it (see keep_xstate below).
  * Anything else (segments, control registers, MSRs, FPU) needs the record:
  * Xen 4.17 has no "set one record" call, only
  * xc_domain_hvm_setcontext() of a save image. The image written here holds
@@ -36,6 +38,27 @@
 #include <xen/hvm/save.h>
 
 #define APIC_TPR 0x80
+
+/* XCR0 / XSTATE_BV bits (SDM vol. 1, 13.1) and where XSTATE_BV sits in a
+ * standard-format XSAVE image (13.4.2: the header follows the 512-byte
+ * legacy region). */
+#define XSTATE_FP        (1ULL << 0)
+#define XSTATE_SSE       (1ULL << 1)
+#define XSTATE_FP_SSE    (XSTATE_FP | XSTATE_SSE)
+#define XSAVE_HDR_OFF    512
+/* XEN_DOMCTL_getvcpuextstate's buffer: xcr0, xcr0_accum, then the image
+ * (PV_XSAVE_HDR_SIZE in xen/arch/x86/domctl.c). */
+#define PV_XSAVE_HDR     (2 * sizeof(uint64_t))
+
+/*
+ * The extended-state domctls are issued here without libxenctrl (it has
+ * no "set" wrapper), so this file speaks the domctl ABI itself: Xen
+ * refuses any other interface version (-EACCES), and a libxen-dev of
+ * another release may lay struct xen_domctl out differently.
+ */
+_Static_assert(XEN_DOMCTL_INTERFACE_VERSION == 0x15,
+    "vmi/xen issues XEN_DOMCTL_{get,set}vcpuextstate for domctl interface "
+    "0x15 (Xen 4.17); these Xen headers define another");
 
 struct seg_map {
 	size_t sel, limit, base, ar;
@@ -316,23 +339,205 @@ set_by_record(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
 	return ret;
 }
 
+/* ---- extended FPU state --------------------------------------------------- */
+
+/*
+ * Why this exists. XEN_DOMCTL_setvcpucontext loads the FPU of an HVM vCPU
+ * with vcpu_setup_fpu(v, v->arch.xsave_area, fpu_ctxt or NULL, ...)
+ * (arch_set_info_guest, xen/arch/x86/domain.c), which copies the 512-byte
+ * legacy image and then sets XSTATE_BV to FP|SSE (or to 0 without
+ * VGCF_I387_VALID; xen/arch/x86/i387.c). Every other XSAVE component
+ * (YMM upper halves, AVX-512 opmask/ZMM, PKRU, ...) is thereby marked as
+ * in its initial state, and the vCPU's next XRSTOR zeroes it. On Intel
+ * XSAVEOPT also leaves the legacy region unwritten for x87/SSE in their
+ * initial state (XSTATE_BV bit 0 or 1 clear); setting the bit back makes
+ * those stale bytes live. A debug-register or TF write must not do
+ * either: vmi_park, hardware breakpoints and TF steps would corrupt the
+ * guest's vector registers.
+ *
+ * So: read the vCPU's XSAVE state before the setcontext and, when its
+ * XSTATE_BV differs from what vcpu_setup_fpu will leave, write it back
+ * afterwards with XEN_DOMCTL_setvcpuextstate (xen/arch/x86/domctl.c). The
+ * common case (state exactly FP|SSE, as on a CPU without AVX or a guest
+ * not using it) costs one hypercall more, a reload two.
+ *
+ * Why not the HVM_SAVE_CODE(CPU_XSAVE) record through
+ * xc_domain_hvm_setcontext: hvm_load() (xen/arch/x86/hvm/save.c) marks
+ * every vCPU of the domain down before it loads any record, and only a
+ * CPU record (hvm_load_cpu_ctxt) brings one back up. An image of header,
+ * CPU_XSAVE and END would stop every vCPU for good; adding every vCPU's
+ * CPU record is the save-record path with its TSC and CR2 side effects
+ * (REVIEW-intel.md, finding 4) on each light write. arch_hvm_load also
+ * resets sync_tsc. setvcpuextstate touches one vCPU: under vcpu_pause it
+ * sets xcr0, xcr0_accum and the area (compress_xsave_states) and calls
+ * hvmemul_cancel(v). The last is its one side effect: a vCPU paused while
+ * waiting for a device model's ioreq re-executes that I/O (vmi/README.md,
+ * known limits); PVH guests have no ioreqs, and a vCPU held by a
+ * vm_event is at an instruction boundary.
+ *
+ * The read uses XEN_DOMCTL_getvcpuextstate rather than the CPU_XSAVE
+ * record because it reports the image's size, which the set must give
+ * back exactly (PV_XSAVE_SIZE(xcr0_accum)), and its buffer is the set's
+ * input as it stands. Both go through one pair of xencall buffers
+ * allocated once, so a light write costs no extra allocation.
+ *
+ * Like the general registers written with them, this is only sound while
+ * the vCPU cannot run (the session writes registers of a paused domain
+ * or of a vCPU held by an event): a vCPU that ran between the read and
+ * the reload would have its FPU state rewound.
+ *
+ * None of this can run without Xen: the unit tests use the fake driver.
+ * The lab's CPU has no AVX, so there the reload is expected not to run
+ * (xen_info counts both).
+ */
+static int
+xstate_domctl(struct xen_drv *x, uint32_t cmd, unsigned vcpu,
+    uint64_t mask, uint32_t size, bool with_buf)
+{
+	struct xen_domctl *dc = x->xs_domctl;
+
+	memset(dc, 0, sizeof(*dc));
+	dc->cmd = cmd;
+	dc->interface_version = XEN_DOMCTL_INTERFACE_VERSION;
+	dc->domain = (domid_t)x->domid;
+	dc->u.vcpuextstate.vcpu = vcpu;
+	dc->u.vcpuextstate.xfeature_mask = mask;
+	dc->u.vcpuextstate.size = size;
+	/* xenctrl.h redefines set_xen_guest_handle for its own bounce
+	 * buffers; ours is already hypercall memory. */
+	if (with_buf)
+		set_xen_guest_handle_raw(dc->u.vcpuextstate.buffer,
+		    (uint64_t *)x->xs_buf);
+	if (xencall1(x->xcall, __HYPERVISOR_domctl,
+	    (uint64_t)(uintptr_t)dc) < 0)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+/* Once per driver: Xen's xfeature_mask and the largest image it can hand
+ * back (a getvcpuextstate with size and mask 0 is that query). */
+static int
+xstate_probe(struct xen_drv *x)
+{
+	struct xen_domctl *dc;
+	int r;
+
+	if (x->xs_probed)
+		return 0;
+	if (x->xcall == NULL) {
+		x->xcall = xencall_open(NULL, 0);
+		if (x->xcall == NULL)
+			return errno ? -errno : -EACCES;
+	}
+	if (x->xs_domctl == NULL) {
+		x->xs_domctl = xencall_alloc_buffer(x->xcall, sizeof(*dc));
+		if (x->xs_domctl == NULL)
+			return -ENOMEM;
+	}
+	dc = x->xs_domctl;
+	r = xstate_domctl(x, XEN_DOMCTL_getvcpuextstate, 0, 0, 0, false);
+	if (r < 0)
+		return r;
+	x->xs_mask = dc->u.vcpuextstate.xfeature_mask;
+	if (dc->u.vcpuextstate.size > UINT32_MAX)
+		return -EPROTO;
+	x->xs_size = (uint32_t)dc->u.vcpuextstate.size;
+	if (x->xs_mask != 0) {
+		if (x->xs_size < PV_XSAVE_HDR + XSAVE_HDR_OFF + 64)
+			return -EPROTO;
+		x->xs_buf = xencall_alloc_buffer(x->xcall, x->xs_size);
+		if (x->xs_buf == NULL)
+			return -ENOMEM;
+	}
+	x->xs_probed = true;
+	return 0;
+}
+
+/*
+ * The vCPU's XSAVE state into x->xs_buf. *size is what the set needs
+ * back, 0 when there is nothing to keep: no XSAVE on the host (then
+ * vcpu_setup_fpu has no xsave area to change) or none enabled for the
+ * vCPU (xcr0_accum 0). *bv is the image's XSTATE_BV.
+ */
+static int
+xstate_read(struct xen_drv *x, unsigned vcpu, uint32_t *size, uint64_t *bv)
+{
+	struct xen_domctl *dc;
+	uint64_t got;
+	int r;
+
+	*size = 0;
+	*bv = 0;
+	r = xstate_probe(x);
+	if (r < 0 || x->xs_mask == 0)
+		return r;
+	r = xstate_domctl(x, XEN_DOMCTL_getvcpuextstate, vcpu, x->xs_mask,
+	    x->xs_size, true);
+	if (r < 0)
+		return r;
+	dc = x->xs_domctl;
+	got = dc->u.vcpuextstate.size;
+	if (got > x->xs_size)
+		return -EPROTO;
+	if (got < PV_XSAVE_HDR + XSAVE_HDR_OFF + sizeof(*bv))
+		return 0;
+	memcpy(bv, (uint8_t *)x->xs_buf + PV_XSAVE_HDR + XSAVE_HDR_OFF,
+	    sizeof(*bv));
+	*size = (uint32_t)got;
+	return 0;
+}
+
+static int
+xstate_write(struct xen_drv *x, unsigned vcpu, uint32_t size)
+{
+	x->xs_reloads++;
+	return xstate_domctl(x, XEN_DOMCTL_setvcpuextstate, vcpu, x->xs_mask,
+	    size, true);
+}
+
+void
+xen_regs_fini(struct xen_drv *x)
+{
+	if (x->xcall != NULL) {
+		if (x->xs_buf != NULL)
+			xencall_free_buffer(x->xcall, x->xs_buf);
+		if (x->xs_domctl != NULL)
+			xencall_free_buffer(x->xcall, x->xs_domctl);
+		xencall_close(x->xcall);
+	}
+	x->xcall = NULL;
+	x->xs_buf = x->xs_domctl = NULL;
+	free(x->hvm_header);
+	x->hvm_header = NULL;
+}
+
 /*
  * General registers, RIP, RFLAGS and debug registers of one vCPU through
  * XEN_DOMCTL_setvcpucontext, which for an HVM vCPU loads exactly those
- * (and the FPU image it was given back unchanged) and touches no other
+ * and the FPU image it was given back unchanged, and touches no other
  * vCPU. This is the path for breakpoints, watchpoints, TF and DR6, and
  * the one XEN-LAB.md measured working for DR0/DR7 and TF. It avoids the
  * save-record path's side effect: on SVM the CPU record's CR2 is Xen's
  * saved copy, not the live one, and loading the record writes it back
  * (seen in the lab: a guest inside its #PF handler read CR2 = 0).
+ * Hypercalls: getcontext, getvcpuextstate, setcontext, and
+ * setvcpuextstate only when the extended state needs it (above).
  */
 static int
 set_by_vcpu_context(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
 {
 	vcpu_guest_context_any_t ctx;
 	struct cpu_user_regs_x86_64 *u = &ctx.x64.user_regs;
+	uint32_t xs_size;
+	uint64_t bv, bv_after;
 	int ret = xen_err(xc_vcpu_getcontext(x->xch, x->domid, vcpu, &ctx));
+	int ret2;
 
+	if (ret < 0)
+		return ret;
+	/* Unread, the state could not be put back: refuse the write rather
+	 * than corrupt the guest's vector registers. */
+	ret = xstate_read(x, vcpu, &xs_size, &bv);
 	if (ret < 0)
 		return ret;
 #define TO(n) u->n = r->g.n;
@@ -342,7 +547,17 @@ set_by_vcpu_context(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
 		ctx.x64.debugreg[i] = r->dr[i];
 	ctx.x64.debugreg[6] = r->dr6;
 	ctx.x64.debugreg[7] = r->dr7;
+	x->light_writes++;
 	ret = xen_err(xc_vcpu_setcontext(x->xch, x->domid, vcpu, &ctx));
+	/* What vcpu_setup_fpu leaves in XSTATE_BV (xen/arch/x86/i387.c).
+	 * Put the state back even if setcontext failed: it may have failed
+	 * after vcpu_setup_fpu (arch_set_info_guest's vm_assist check). */
+	bv_after = (ctx.x64.flags & VGCF_i387_valid) ? XSTATE_FP_SSE : 0;
+	if (xs_size != 0 && bv != bv_after) {
+		ret2 = xstate_write(x, vcpu, xs_size);
+		if (ret == 0)
+			ret = ret2;
+	}
 	return ret < 0 ? ret : 0;
 }
 
