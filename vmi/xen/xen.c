@@ -367,6 +367,9 @@ convert(const vm_event_request_t *q, struct vmi_event *ev)
 	ev->cr3 = x->cr3;
 	ev->cr4 = x->cr4;
 	ev->efer = x->msr_efer;
+	/* drv[0]: the request's flags and reason; drv[1]: its altp2m view
+	 * and, for a mem_access request, its raw u.mem_access.flags (bits
+	 * 63:32), which the response must carry back (xen_respond). */
 	ev->drv[0] = q->flags | ((uint64_t)q->reason << 32);
 	ev->drv[1] = q->altp2m_idx;
 	switch (q->reason) {
@@ -393,6 +396,7 @@ convert(const vm_event_request_t *q, struct vmi_event *ev)
 		ev->u.mem.gla_valid =
 		    q->u.mem_access.flags & MEM_ACCESS_GLA_VALID;
 		ev->u.mem.access = q->u.mem_access.flags & MEM_ACCESS_RWX;
+		ev->drv[1] |= (uint64_t)q->u.mem_access.flags << 32;
 		break;
 	default:
 		ev->kind = VMI_EVENT_OTHER;
@@ -424,11 +428,37 @@ check_domain(struct xen_drv *x, struct vmi_event *ev)
 	return 0;
 }
 
+/*
+ * A request of another interface version cannot be converted, but its
+ * vCPU is paused until something answers it (VCPU_PAUSED): answer it at
+ * once, unchanged, with the fields vm_event_resume checks (version,
+ * vcpu_id, flags; xen/common/vm_event.c). version, flags and vcpu_id
+ * lead the struct in every version so far (xen/vm_event.h), so they are
+ * read as they are. Never happens with the version checks at open, but
+ * the failure it replaces was a guest stuck for good.
+ */
+static void
+answer_foreign(struct xen_drv *x, const vm_event_request_t *req)
+{
+	vm_event_response_t rsp;
+
+	memset(&rsp, 0, sizeof(rsp));
+	rsp.version = VM_EVENT_INTERFACE_VERSION;
+	rsp.vcpu_id = req->vcpu_id;
+	rsp.reason = req->reason;
+	rsp.flags = req->flags & VM_EVENT_FLAG_VCPU_PAUSED;
+	memcpy(RING_GET_RESPONSE(&x->back, x->back.rsp_prod_pvt), &rsp,
+	    sizeof(rsp));
+	x->back.rsp_prod_pvt++;
+	x->proto_err = true;
+}
+
 static int
 xen_drain(struct vmi_driver *d, struct vmi_event *evs, unsigned max)
 {
 	struct xen_drv *x = xen_of(d);
 	unsigned n = 0;
+	bool answered = false;
 
 	/* One pending port per call, not a loop until EAGAIN: that last
 	 * read is a system call per event for nothing (a PV dom0's system
@@ -461,9 +491,22 @@ xen_drain(struct vmi_driver *d, struct vmi_event *evs, unsigned max)
 		x->back.req_cons = ++idx;
 		/* Ask for a notification for the next request. */
 		x->back.sring->req_event = idx + 1;
-		if (req.version != VM_EVENT_INTERFACE_VERSION)
-			return -EPROTO;
+		if (req.version != VM_EVENT_INTERFACE_VERSION) {
+			answer_foreign(x, &req);
+			answered = true;
+			continue;
+		}
 		convert(&req, &evs[n++]);
+	}
+	if (answered) {
+		RING_PUSH_RESPONSES(&x->back);
+		xenevtchn_notify(x->xce, x->local_port);
+	}
+	/* The events converted are returned; the error comes once, on this
+	 * call if there is nothing else to return, else on the next. */
+	if (x->proto_err && n == 0) {
+		x->proto_err = false;
+		return -EPROTO;
 	}
 	return (int)n;
 }
@@ -492,6 +535,19 @@ xen_respond(struct vmi_driver *d, const struct vmi_event *ev,
 		rsp.flags |= VM_EVENT_FLAG_TOGGLE_SINGLESTEP;
 	if (r->flags & VMI_RSP_EMULATE)
 		rsp.flags |= VM_EVENT_FLAG_EMULATE;
+	if (rsp.reason == VM_EVENT_REASON_MEM_ACCESS) {
+		/* Xen decides whether to emulate from the response's copy:
+		 * vm_event_emulate_check -> p2m_mem_access_emulate_check
+		 * (xen/arch/x86/vm_event.c, mm/mem_access.c) looks up
+		 * rsp->u.mem_access.gfn and tests its R/W/X flags against the
+		 * frame's current access. Zeroed, it finds no violation and
+		 * emulates nothing, and the vCPU faults on the same access
+		 * forever. xen-access copies the request's the same way. */
+		rsp.u.mem_access.gfn = ev->u.mem.gfn;
+		rsp.u.mem_access.offset = ev->u.mem.offset;
+		rsp.u.mem_access.gla = ev->u.mem.gla;
+		rsp.u.mem_access.flags = (uint32_t)(ev->drv[1] >> 32);
+	}
 	if (r->flags & VMI_RSP_SET_REGS) {
 		/* Xen applies only the general registers, RFLAGS and RIP from
 		 * this struct (xen/vm_event.h); the rest is ignored. */
@@ -572,20 +628,30 @@ static int
 xen_reinject(struct vmi_driver *d, const struct vmi_event *ev)
 {
 	struct xen_drv *x = xen_of(d);
+	int r;
 
 	switch (ev->kind) {
 	case VMI_EVENT_SWBREAK:
-		return xen_err(xendevicemodel_inject_event(x->dmod,
+		r = xen_err(xendevicemodel_inject_event(x->dmod,
 		    (domid_t)x->domid, (int)ev->vcpu, TRAP_INT3,
 		    ev->u.swbreak.type, ~0u, (uint8_t)ev->u.swbreak.insn_len, 0));
+		break;
 	case VMI_EVENT_DEBUG:
-		return xen_err(xendevicemodel_inject_event(x->dmod,
+		r = xen_err(xendevicemodel_inject_event(x->dmod,
 		    (domid_t)x->domid, (int)ev->vcpu, TRAP_DEBUG,
 		    ev->u.debug.type, ~0u, (uint8_t)ev->u.debug.insn_len,
 		    ev->u.debug.pending_dbg));
+		break;
 	default:
 		return -EINVAL;
 	}
+	/* -EBUSY: an injection for this vCPU is queued and not yet taken
+	 * (inject_event, xen/arch/x86/hvm/dm.c). hvm_do_resume takes it on
+	 * the vCPU's next resume (xen/arch/x86/hvm/hvm.c), and a held vCPU
+	 * has not resumed since it raised this event, so the queued one is
+	 * this event's, from an earlier answer that did not go through;
+	 * it is delivered on that resume. */
+	return r == -EBUSY ? 0 : r;
 }
 
 static int
@@ -594,7 +660,14 @@ xen_set_mem_access(struct vmi_driver *d, uint64_t gfn, unsigned access)
 	/* xenmem_access_t (xen/memory.h) counts n, r, w, rw, x, rx, wx,
 	 * rwx: the same three bits as VMI_ACCESS_*. */
 	struct xen_drv *x = xen_of(d);
+	/* mem_access_memop fails with -ENODEV while the domain has no
+	 * monitor ring (xen/common/mem_access.c, vm_event_check_ring), and a
+	 * restriction is only useful with the ring there to report its
+	 * violations: start it, as the monitor_* ops do. */
+	int r = ring_start(x);
 
+	if (r < 0)
+		return r;
 	return xen_err(xc_set_mem_access(x->xch, x->domid,
 	    (xenmem_access_t)(XENMEM_access_n + (access & VMI_ACCESS_RWX)),
 	    gfn, 1));
