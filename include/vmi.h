@@ -95,8 +95,10 @@ enum vmi_event_kind {
 };
 
 /* What caused a VMI_EVENT_DEBUG, decided by the session (vmi/session.c):
- * on AMD the event's dr6 reads 0 (XEN-LAB.md), so it is inferred from the
- * debug registers the session itself armed. */
+ * Xen 4.17 reports the event's dr6 and pending_dbg as 0 on both vendors
+ * (seen on AMD in the lab, XEN-LAB.md; see classify in vmi/session.c for
+ * the Xen source), so it is inferred from the debug registers the session
+ * itself armed. */
 enum vmi_debug_cause {
 	VMI_DEBUG_UNKNOWN = 0,  /* not ours: the guest's own #DB */
 	VMI_DEBUG_STEP,
@@ -144,7 +146,8 @@ enum vmi_rsp_flag {
 	VMI_RSP_SET_REGS    = 1u << 0, /* write .regs back */
 	VMI_RSP_REINJECT    = 1u << 1, /* deliver the trap to the guest's IDT */
 	VMI_RSP_TOGGLE_MTF  = 1u << 2, /* flip monitor single-step (Intel) */
-	VMI_RSP_EMULATE     = 1u << 3, /* emulate the faulting access */
+	VMI_RSP_EMULATE     = 1u << 3, /* emulate the faulting access
+	                                * (VMI_EVENT_MEMACCESS only) */
 };
 
 struct vmi_response {

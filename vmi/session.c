@@ -7,9 +7,10 @@
  *   1. handler cleanup   - the handler removes what it owns (breakpoints)
  *   2. pause the domain  - nothing runs while state is put back; events
  *                          still in the ring join the held vCPUs
- *   3. restore           - patched bytes, p2m access, DR0-3/DR7, TF, MTF
+ *   3. restore           - patched bytes, p2m access, DR0-3/DR7, TF
  *   4. answer pending    - every held vCPU, plus events still in the ring;
- *                          the guest's own int3/#DB are re-injected
+ *                          the guest's own int3/#DB are re-injected; then
+ *                          MTF off on every vCPU (mtf_all_off)
  *   5. monitors off      - after step 4: a vCPU paused by a synchronous
  *                          event stays paused after xc_monitor_disable
  *                          unless its request was answered (XEN-LAB.md)
@@ -291,8 +292,12 @@ vmi_debug_cause_name(enum vmi_debug_cause c)
 
 /*
  * Decide what raised a #DB. DR6 (or the VT-x style pending_dbg) in the
- * event names it when the hypervisor fills them in; on AMD both read 0
- * (XEN-LAB.md), so the session uses what it armed itself: an execution
+ * event would name it if the hypervisor filled them in. Xen 4.17 does on
+ * neither vendor: vm_event_fill_regs (xen/arch/x86/vm_event.c) copies dr6
+ * from a context that neither vmx_save_vmcs_ctxt nor svm_save_vmcb_ctxt
+ * fills, and both #DB intercepts pass pending_dbg as a literal 0
+ * (xen/arch/x86/hvm/vmx/vmx.c, hvm/svm/svm.c); the lab sees 0 on AMD
+ * (XEN-LAB.md). So the session uses what it armed itself: an execution
  * breakpoint of its own at this RIP; for its data watchpoints the live
  * DR6 of the vCPU, whose Bn bit the hardware set (the event's copy is 0,
  * the vCPU's is not; the session clears its own bits after each hit, see
@@ -707,6 +712,13 @@ vmi_respond(struct vmi *v, unsigned vcpu, const struct vmi_response *r)
 		return -EOPNOTSUPP;
 	if ((r->flags & VMI_RSP_TOGGLE_MTF) && !vmi_has(v, VMI_CAP_MTF))
 		return -EOPNOTSUPP;
+	/* Xen emulates only for a mem_access answer (or with instruction
+	 * bytes the session never supplies) and ignores the flag otherwise
+	 * (vm_event_emulate_check, xen/arch/x86/vm_event.c): say so rather
+	 * than resume a vCPU the caller believes emulated. */
+	if ((r->flags & VMI_RSP_EMULATE) &&
+	    vc->pending.kind != VMI_EVENT_MEMACCESS)
+		return -EINVAL;
 	if (vc->hold_tf && !vc->step_req) {
 		/* Released from vmi_hold_all() without a step asked for: take
 		 * the holding step back off (its TF is in the live RFLAGS the
@@ -1242,14 +1254,33 @@ restore_vcpu(struct vmi *v, unsigned i, int *first)
 		vc->dr6_dirty = 0;
 		vc->deferred = false;
 	}
-	if (vc->mtf && !vc->has_pending) {
+}
+
+/*
+ * MTF off on every vCPU, whatever the session believes (REVIEW-intel.md,
+ * finding 6). MTF is a per-vCPU flag that a response can only toggle, so
+ * one answer lost or misjudged leaves a vCPU stepping after the session,
+ * and Xen blocks interrupt injection into a vCPU with MTF set
+ * (vmx_intr_assist, xen/arch/x86/hvm/vmx/intr.c): it would hang. Turning
+ * the monitor off clears no vCPU's flag (xen/arch/x86/monitor.c).
+ * XEN_DOMCTL_DEBUG_OP_SINGLE_STEP_OFF sets it, never flips it, and works
+ * on a held vCPU too (hvm_debug_op pauses just that vCPU; pauses nest).
+ * Done after the last answers went out, so no toggle can follow it.
+ */
+static void
+mtf_all_off(struct vmi *v, int *first)
+{
+	if (!vmi_has(v, VMI_CAP_MTF))
+		return;
+	for (unsigned i = 0; i < v->nr_vcpus && v->state != VMI_DOM_GONE; i++) {
 		keep_first(first, drv_result(v, v->ops->mtf_arm(v->drv, i, false)));
-		vc->mtf = false;
+		v->vcpus[i].mtf = false;
 	}
 }
 
 /* Answer a held vCPU for good: give the guest its own trap back (an int3
- * still in memory after restoring is the guest's), stop MTF. */
+ * still in memory after restoring is the guest's). MTF is not toggled
+ * here: mtf_all_off sets it off once every answer is out. */
 static void
 release_vcpu(struct vmi *v, unsigned i, int *first)
 {
@@ -1259,8 +1290,6 @@ release_vcpu(struct vmi *v, unsigned i, int *first)
 	if (!vc->has_pending)
 		return;
 	vmi_response_init(&rsp, &vc->pending);
-	if (vc->mtf)
-		rsp.flags |= VMI_RSP_TOGGLE_MTF;
 	if (vc->pending.kind == VMI_EVENT_SWBREAK && v->ops->reinject != NULL &&
 	    swbreak_ours(v, &vc->pending) == 0)
 		rsp.flags |= VMI_RSP_REINJECT;
@@ -1362,6 +1391,7 @@ vmi_teardown(struct vmi *v)
 		 * vmi_respond): write them now, while the domain is paused. */
 		for (unsigned i = 0; i < v->nr_vcpus; i++)
 			apply_deferred(v, i, &first);
+		mtf_all_off(v, &first);
 	}
 	for (int m = VMI_MON_COUNT - 1; m >= 0; m--) {
 		if (v->monitors[m] && v->state != VMI_DOM_GONE)

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -544,8 +545,8 @@ t_step_mtf(void **state)
 	/* Already stepping: asking again must not toggle it off. */
 	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
 	assert_false(r.flags & VMI_RSP_TOGGLE_MTF);
-	/* Leave it held and stepping: teardown must switch MTF off in the
-	 * answer it gives. */
+	/* Leave it held and stepping: teardown must switch MTF off once it
+	 * has answered (mtf_all_off). */
 	vmi_close(v);
 	assert_false(world.mtf_armed[1]);
 	assert_false(world.monitors[VMI_MON_MTF]);
@@ -1064,6 +1065,89 @@ t_bad_vcpu_event_is_answered(void **state)
 	vmi_close(v);
 }
 
+/* REVIEW-intel.md finding 6: whatever the session believes about MTF,
+ * teardown sets it off on every vCPU (never a toggle), after the last
+ * answer and before the monitors go off. */
+static void
+t_teardown_mtf_off_everywhere(void **state)
+{
+	struct vmi_event ev = sync_event(VMI_EVENT_SINGLESTEP, 1, 0x4001);
+	struct rec rc = { .verdict = VMI_HOLD };
+	struct vmi *v;
+	char what[32];
+	int answer, stop;
+
+	(void)state;
+	v = open_on(FAKE_INTEL, &rc, 0, 0);
+	assert_int_equal(vmi_monitor(v, VMI_MON_MTF, true), 0);
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	assert_non_null(vmi_pending(v, 1));
+	/* Armed behind the session's back (a toggle it took to go the other
+	 * way): the session believes MTF is off everywhere. */
+	world.mtf_armed[1] = true;
+	world.mtf_armed[3] = true;
+	assert_false(vmi_stepping(v, 1));
+	world.log[0] = '\0';
+	world.nresp = 0;
+	vmi_close(v);
+	for (unsigned i = 0; i < FAKE_VCPUS; i++)
+		assert_false(world.mtf_armed[i]);
+	assert_int_equal(world.nresp, 1);
+	assert_false(world.resp[0].r.flags & VMI_RSP_TOGGLE_MTF);
+	answer = fake_log_at(&world, "respond:1");
+	stop = fake_log_at(&world, "monitor_mtf:0");
+	assert_true(answer >= 0 && stop > answer);
+	for (unsigned i = 0; i < FAKE_VCPUS; i++) {
+		snprintf(what, sizeof(what), "mtf_arm:%u:0", i);
+		assert_true(fake_log_at(&world, what) > answer);
+		assert_true(fake_log_at(&world, what) < stop);
+	}
+
+	/* AMD has no MTF: nothing to switch off. */
+	teardown(NULL);
+	setup(NULL);
+	v = open_on(FAKE_AMD, NULL, 0, 0);
+	vmi_close(v);
+	assert_int_equal(fake_log_at(&world, "mtf_arm"), -1);
+}
+
+/* REVIEW-intel.md finding 3: Xen emulates only a mem_access answer; an
+ * EMULATE on anything else is refused and the vCPU stays held. */
+static void
+t_emulate_only_for_memaccess(void **state)
+{
+	struct vmi_event ev = sync_event(VMI_EVENT_SWBREAK, 0, 0x5000);
+	struct rec rc = { .verdict = VMI_HOLD };
+	struct vmi_response r;
+	struct vmi *v;
+
+	(void)state;
+	v = open_on(FAKE_INTEL, &rc, 0, 0);
+	fake_push(&world, &ev);
+	ev = sync_event(VMI_EVENT_MEMACCESS, 2, 0x6000);
+	ev.u.mem.gfn = 7;
+	ev.u.mem.access = VMI_ACCESS_W;
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	assert_int_equal(vmi_held_count(v), 2);
+
+	vmi_response_init(&r, vmi_pending(v, 0));
+	r.flags |= VMI_RSP_EMULATE;
+	assert_int_equal(vmi_respond(v, 0, &r), -EINVAL);
+	assert_non_null(vmi_pending(v, 0));
+	assert_int_equal(world.nresp, 0);
+
+	vmi_response_init(&r, vmi_pending(v, 2));
+	r.flags |= VMI_RSP_EMULATE;
+	assert_int_equal(vmi_respond(v, 2, &r), 0);
+	assert_null(vmi_pending(v, 2));
+	assert_int_equal(world.nresp, 1);
+	assert_true(world.resp[0].r.flags & VMI_RSP_EMULATE);
+	assert_int_equal(world.resp[0].ev.u.mem.gfn, 7);
+	vmi_close(v);
+}
+
 int
 main(void)
 {
@@ -1094,6 +1178,8 @@ main(void)
 		T(t_registers_cached_while_frozen),
 		T(t_park_is_one_write),
 		T(t_bad_vcpu_event_is_answered),
+		T(t_teardown_mtf_off_everywhere),
+		T(t_emulate_only_for_memaccess),
 	};
 #undef T
 	return cmocka_run_group_tests_name("vmi_session", tests, NULL, NULL);
