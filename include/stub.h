@@ -135,7 +135,7 @@ struct stub {
 	bool extended;           /* "!" seen */
 	bool phys;               /* monitor phys on: addresses are physical */
 	bool gone;               /* the domain died under us */
-	int gone_reason;
+	int gone_reason;         /* VMI_SHUTDOWN_*, -1: destroyed */
 	unsigned gvcpu;          /* Hg thread */
 	int last_stop_vcpu;
 	struct stub_stop last_stop;   /* for "?" */

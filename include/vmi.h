@@ -106,6 +106,17 @@ enum vmi_debug_cause {
 	VMI_DEBUG_WATCH,
 };
 
+/* Why a domain shut down: the values of SHUTDOWN_* in Xen's
+ * public/sched.h, which a driver reports as they are. */
+enum vmi_shutdown_reason {
+	VMI_SHUTDOWN_POWEROFF = 0,
+	VMI_SHUTDOWN_REBOOT = 1,
+	VMI_SHUTDOWN_SUSPEND = 2,
+	VMI_SHUTDOWN_CRASH = 3,
+	VMI_SHUTDOWN_WATCHDOG = 4,
+	VMI_SHUTDOWN_SOFT_RESET = 5,
+};
+
 struct vmi_event {
 	enum vmi_event_kind kind;
 	uint32_t vcpu;
@@ -130,7 +141,7 @@ struct vmi_event {
 			bool gla_valid;
 		} mem;
 		struct {
-			int reason;         /* SHUTDOWN_* of xen/sched.h */
+			int reason;         /* enum vmi_shutdown_reason */
 		} shutdown;
 	} u;
 	uint64_t drv[2];            /* driver-private, echoed into the response */

@@ -299,7 +299,14 @@ on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
 	s->stats.events++;
 	if (rsp == NULL) {
 		if (ev->kind == VMI_EVENT_DOMAIN_SHUTDOWN) {
+			/* Over for the debugger too, whatever the toolstack does
+			 * next: a crashed domain kept for inspection
+			 * (on_crash="preserve") never goes away by itself, and
+			 * gdb would wait for a stop forever. */
+			log_info("domain %u shut down (reason %d)", s->domid,
+			    ev->u.shutdown.reason);
 			s->gone_reason = ev->u.shutdown.reason;
+			s->gone = true;
 		} else if (ev->kind == VMI_EVENT_DOMAIN_GONE) {
 			if (!s->gone)
 				log_info("domain %u is gone", s->domid);

@@ -412,7 +412,13 @@ stub_exit_reply(struct stub *s, struct rsp_reply *r)
 {
 	struct rsp_stop stop = { .core = -1 };
 
-	if (s->gone_reason >= 0) {
+	if (s->gone_reason == VMI_SHUTDOWN_CRASH) {
+		/* gdb: "Program terminated with signal SIGSEGV". */
+		stop.kind = RSP_STOP_TERMINATED;
+		stop.code = 11;
+	} else if (s->gone_reason >= 0) {
+		/* Powered off (0), rebooted (1), suspended (2)...: the
+		 * reason as the exit code. */
 		stop.kind = RSP_STOP_EXITED;
 		stop.code = (uint8_t)s->gone_reason;
 	} else {

@@ -25,6 +25,9 @@
  * tests through two files named by environment variables:
  *   VMISTUB_FAKE_WORLD  holds the world itself; its first bytes are guest
  *                       physical memory, so a test reads them live.
+ * The domain's end, on a signal to vmistub-fake: SIGUSR1 crashes it
+ * (shut down, kept for inspection as on_crash="preserve" does), SIGUSR2
+ * destroys it.
  *   VMISTUB_FAKE_STATE  a JSON summary (layout, pauses held, monitors on,
  *                       events unanswered, bytes and registers changed
  *                       since startup), written at startup, at each
@@ -35,6 +38,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,12 +223,30 @@ world(void)
 	return 0;
 }
 
+/* Plain stores the driver reads at its next domain_state(). */
+static void
+on_domain_end(int signo)
+{
+	if (signo == SIGUSR1) {
+		w->shutdown_reason = VMI_SHUTDOWN_CRASH;
+		w->state = VMI_DOM_SHUTDOWN;
+	} else {
+		w->state = VMI_DOM_GONE;
+	}
+}
+
 /* The guest exists before vmistub looks for it: the tests read its layout
  * as soon as the process starts. */
 __attribute__((constructor)) static void
 world_at_start(void)
 {
-	world();
+	struct sigaction sa = { .sa_handler = on_domain_end,
+	    .sa_flags = SA_RESTART };
+
+	if (world() == 0) {
+		sigaction(SIGUSR1, &sa, NULL);
+		sigaction(SIGUSR2, &sa, NULL);
+	}
 }
 
 /* ---- the fake CPU ---------------------------------------------------------- */

@@ -837,3 +837,27 @@ def test_hang_up_with_a_stop_still_queued(start):
     st = stub.wait_state(lambda s: s["closes"] == 1)
     assert [stub.byte(rip0), stub.byte(rip1)] == [NOP, NOP]
     assert_world_clean(st)
+
+
+@pytest.mark.parametrize("signo, says", [
+    (signal.SIGUSR1, "Program terminated with signal SIGSEGV"),   # crashed, kept
+    (signal.SIGUSR2, "Program terminated with signal SIGKILL"),   # destroyed
+])
+def test_domain_ending_under_a_waiting_gdb(start, gdbs, signo, says):
+    """A guest that crashes (and is kept for inspection, so it never goes
+    away) or is destroyed while gdb waits for a stop: gdb is told at once,
+    and everything vmistub changed is put back."""
+    stub = start("fake")
+    g = gdbs(stub.target)
+    # A breakpoint the guest never reaches: its int3 must be taken out.
+    g.run("break *%#x" % (stub.layout["text_va"] + stub.layout["text_len"] - 1))
+    g.go("continue")
+    stub.wait_state(lambda s: s["pauses"] == 0)          # it runs
+    stub.p.send_signal(signo)
+    out = g.wait()
+    assert says in out, out
+    stub.wait_log("detached from domain")
+    if signo == signal.SIGUSR1:
+        # The domain is still there: its bytes are as they were.
+        assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1), moved_rip=(0, 1))
+    assert stub.p.poll() is None                          # ready for the next gdb

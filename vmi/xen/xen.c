@@ -27,6 +27,15 @@
 #include <xenstore.h>
 #include <xen/sched.h>
 
+/* The session reports Xen's shutdown reasons as they are. */
+_Static_assert(VMI_SHUTDOWN_POWEROFF == SHUTDOWN_poweroff &&
+    VMI_SHUTDOWN_REBOOT == SHUTDOWN_reboot &&
+    VMI_SHUTDOWN_SUSPEND == SHUTDOWN_suspend &&
+    VMI_SHUTDOWN_CRASH == SHUTDOWN_crash &&
+    VMI_SHUTDOWN_WATCHDOG == SHUTDOWN_watchdog &&
+    VMI_SHUTDOWN_SOFT_RESET == SHUTDOWN_soft_reset,
+    "enum vmi_shutdown_reason must match xen/sched.h");
+
 /* The ring macros of xen/io/ring.h expand to GNU C (statement expressions,
  * typeof) in this file; clang's -Wpedantic would reject Xen's header code,
  * which gcc exempts as coming from a system header. */
