@@ -325,6 +325,12 @@ bool vmi_monitoring(const struct vmi *v, enum vmi_monitor m);
  * where the platform has it, otherwise RFLAGS.TF in the written registers
  * with #DB monitoring on. vmi_step_arm() does the same for a vCPU that is
  * not held by an event (the domain must be paused).
+ * Over an instruction Xen completes itself, both arm DR[VMI_STEP_SLOT]
+ * after it instead (see VMI_STEP_SLOT): costlier (a register read and
+ * write), and the stop comes when the vCPU gets there (after HLT: once an
+ * interrupt woke it and its handler returned). Deciding reads the bytes at
+ * RIP through the mapping cache: no hypercall once the page is mapped;
+ * with MTF, vmi_step_arm() reads the registers too (cached while paused).
  */
 int vmi_response_step(struct vmi *v, const struct vmi_event *ev,
     struct vmi_response *r, bool on);
@@ -339,6 +345,24 @@ int vmi_set_regs(struct vmi *v, unsigned vcpu, const struct vmi_regs *r);
 
 enum vmi_hw_kind { VMI_HW_EXEC = 0, VMI_HW_WRITE = 1, VMI_HW_RW = 3 };
 
+/*
+ * The DR slot the session takes on a vCPU to step over an instruction that
+ * Xen completes itself (CPUID, RDTSC, I/O, MSR accesses, HLT, VMCALL...:
+ * vmi_insn.h). Xen advances RIP past those and, finding TF set, injects
+ * the #DB into the guest: no event reaches the session, and with MTF the
+ * stop comes one instruction late (vmi/REVIEW-intel.md, finding 2). So
+ * vmi_response_step(), vmi_step_arm() and vmi_park() decode the
+ * instruction at RIP first and, for those, arm an execution breakpoint at
+ * RIP + length in this slot instead of TF/MTF. Its hit is reported as a
+ * step (VMI_EVENT_DEBUG, VMI_DEBUG_STEP, slot -1) and the slot is given
+ * back before the handler sees it; teardown restores it like every slot.
+ * The slot is the step's only while the step is armed: vmi_hwbreak_set()
+ * or vmi_park() on this slot of that vCPU cancel the step, and such a
+ * step while the slot is armed otherwise on that vCPU is -EBUSY. vmistub
+ * parks other vCPUs with DR3 too, never the one it steps.
+ */
+#define VMI_STEP_SLOT 3
+
 /* Arm DR[slot] on one vCPU (len 1, 2, 4 or 8; 1 for EXEC). The vCPU's
  * previous DR0-3/DR7 are saved on first use and restored at teardown. */
 int vmi_hwbreak_set(struct vmi *v, unsigned vcpu, unsigned slot,
@@ -351,7 +375,11 @@ int vmi_hwbreak_clear(struct vmi *v, unsigned vcpu, unsigned slot);
  * to RIP next (a trap still to be delivered sends it into the guest's
  * handler). With TF both go in one register write. It is then held by
  * whichever event comes first; vmi_hwbreak_clear(slot) and an answer
- * without a step undo it. -EBUSY if an event holds it already. */
+ * without a step undo it. -EBUSY if an event holds it already.
+ * An instruction at RIP that Xen completes itself gets no TF (the #DB
+ * would go to the guest) but, when slot is not VMI_STEP_SLOT, a step
+ * breakpoint after it; with slot == VMI_STEP_SLOT there is none, and on
+ * MTF the step stays (at worst one instruction late). */
 int vmi_park(struct vmi *v, unsigned vcpu, unsigned slot);
 
 /* ---- memory ------------------------------------------------------------- */

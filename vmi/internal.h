@@ -71,6 +71,10 @@ struct vmi_vcpu {
 	struct vmi_gregs deferred_regs;
 	struct vmi_gregs deferred_from;   /* the registers it was held with */
 	bool mtf;               /* MTF armed by the session */
+	/* A step by DR[VMI_STEP_SLOT] after an instruction Xen completes
+	 * itself is armed; dr_step_hit: the pending event is its stop. */
+	bool dr_step;
+	bool dr_step_hit;
 	/* The registers last read or written while the vCPU could not run
 	 * (domain paused by the session, or held by an event): they cannot
 	 * change until it runs, so reading them again costs no hypercall. */

@@ -1148,6 +1148,396 @@ t_emulate_only_for_memaccess(void **state)
 	vmi_close(v);
 }
 
+/* ---- stepping over what Xen completes itself (REVIEW-intel.md, 2) ------ */
+
+#define DR7_L3G3    (3ULL << 6)
+#define DR7_RWLEN3  (15ULL << 28)
+#define DR6_B3      (1ULL << 3)
+
+/* The guest's own DR3 and DR7 (its DR0 armed), to be given back. */
+static void
+guest_dr3(unsigned vcpu)
+{
+	world.regs[vcpu].dr[3] = 0x5555;
+	world.regs[vcpu].dr[0] = 0x7777;
+	world.regs[vcpu].dr7 = 0x403;
+}
+
+static void
+assert_guest_dr3(unsigned vcpu)
+{
+	assert_int_equal(world.regs[vcpu].dr[3], 0x5555);
+	assert_int_equal(world.regs[vcpu].dr[0], 0x7777);
+	assert_int_equal(world.regs[vcpu].dr7, 0x403);
+}
+
+static void
+assert_step_dr3(unsigned vcpu, uint64_t at)
+{
+	assert_int_equal(world.regs[vcpu].dr[3], at);
+	assert_int_equal(world.regs[vcpu].dr7 & DR7_L3G3, DR7_L3G3);
+	assert_int_equal(world.regs[vcpu].dr7 & DR7_RWLEN3, 0); /* exec, 1 */
+}
+
+/*
+ * A held vCPU (AMD: TF) asked to step over cpuid gets DR3 at RIP+2, no
+ * TF; the DR3 hit comes to the handler as a TF step would, DR3 and its
+ * DR6 bit already given back.
+ */
+static void
+t_step_over_cpuid_by_breakpoint(void **state)
+{
+	struct rec rc = { .verdict = VMI_HOLD };
+	struct vmi_event ev = sync_event(VMI_EVENT_SWBREAK, 1, 0x4000);
+	struct vmi_response r;
+	struct vmi *v;
+
+	(void)state;
+	memcpy(world.mem + 0x4000, "\x0f\xa2\x90", 3);
+	guest_dr3(1);
+	v = open_on(FAKE_AMD, &rc, 0, 0);
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	vmi_response_init(&r, vmi_pending(v, 1));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
+	assert_false(r.flags & VMI_RSP_SET_REGS);
+	assert_false(r.regs.rflags & VMI_RFLAGS_TF);
+	assert_step_dr3(1, 0x4002);
+	assert_int_equal(world.regs[1].dr[0], 0x7777);
+	assert_int_equal(world.regs[1].dr7 & 3, 3);      /* the guest's DR0 */
+	assert_true(world.monitors[VMI_MON_DEBUG]);
+	assert_true(vmi_stepping(v, 1));
+	assert_int_equal(vmi_respond(v, 1, &r), 0);
+	assert_false(world.regs[1].g.rflags & VMI_RFLAGS_TF);
+
+	/* Xen ran cpuid; the next fetch faults on DR3, B3 in DR6. */
+	world.regs[1].g.rip = 0x4002;
+	world.regs[1].dr6 = 0xffff0ff8;
+	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4002);
+	fake_push(&world, &ev);
+	assert_int_equal(vmi_dispatch(v), 1);
+	assert_int_equal(rc.last.kind, VMI_EVENT_DEBUG);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
+	assert_int_equal(rc.last.u.debug.slot, -1);
+	assert_int_equal(vmi_event_ours(v, &rc.last), 1);
+	assert_guest_dr3(1);
+	assert_int_equal(world.regs[1].dr6, 0xffff0ff0);
+	assert_false(vmi_stepping(v, 1));
+
+	/* Answered without a step: nothing of the session's is left, and
+	 * DR6 needs no more writes. */
+	world.log[0] = '\0';
+	vmi_response_init(&r, vmi_pending(v, 1));
+	assert_int_equal(vmi_respond(v, 1, &r), 0);
+	assert_int_equal(fake_log_at(&world, "regs:1"), -1);
+	assert_int_equal(world.regs[1].dr6, 0xffff0ff0);
+	vmi_close(v);
+	assert_guest_dr3(1);
+	assert_false(world.regs[1].g.rflags & VMI_RFLAGS_TF);
+}
+
+/* Not special: TF as before, and deciding costs no hypercall once the
+ * code page is mapped. */
+static void
+t_step_common_path_costs_nothing_more(void **state)
+{
+	struct rec rc = { .verdict = VMI_HOLD };
+	struct vmi_event ev = sync_event(VMI_EVENT_SWBREAK, 1, 0x4000);
+	struct vmi_cache_stats cs;
+	struct vmi_response r;
+	struct vmi *v;
+	unsigned regs_calls;
+
+	(void)state;
+	memcpy(world.mem + 0x4000, "\x48\x89\xc3\x90", 4);  /* mov rbx,rax */
+	v = open_on(FAKE_AMD, &rc, 0, 0);
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	vmi_response_init(&r, vmi_pending(v, 1));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
+	assert_int_equal(vmi_respond(v, 1, &r), 0);
+	assert_true(world.regs[1].g.rflags & VMI_RFLAGS_TF);
+
+	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4003);
+	ev.regs.rflags |= VMI_RFLAGS_TF;
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
+	vmi_cache_stats(v, &cs);
+	unsigned maps = cs.map_calls;
+	regs_calls = world.get_regs_calls;
+	world.log[0] = '\0';
+	vmi_response_init(&r, vmi_pending(v, 1));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
+	assert_true(r.regs.rflags & VMI_RFLAGS_TF);
+	vmi_cache_stats(v, &cs);
+	assert_int_equal(cs.map_calls, maps);
+	assert_int_equal(world.get_regs_calls, regs_calls);
+	assert_string_equal(world.log, "");
+	assert_int_equal(world.regs[1].dr7, 0);
+	vmi_close(v);
+}
+
+/* 64-bit code: a REX before the opcode counts in the length; whether
+ * 40-4F is REX at all depends on CS.L, read only in that case. */
+static void
+t_step_over_rex_rdtsc_needs_cs_l(void **state)
+{
+	const uint64_t va = 0xffff888000200000ULL;
+	struct rec rc = { .verdict = VMI_HOLD };
+	struct vmi_event ev;
+	struct vmi_response r;
+	struct vmi *v;
+
+	(void)state;
+	build_tables(va);
+	memcpy(world.mem + 40 * 4096 + 0x10, "\x48\x0f\x31\x90", 4);
+	world.regs[2].seg[VMI_SEG_CS].ar = 0xa9b;    /* 64-bit code */
+	v = open_on(FAKE_AMD, &rc, 0, 0);
+	ev = sync_event(VMI_EVENT_SWBREAK, 2, va + 0x10);
+	ev.cr0 = VMI_CR0_PG;
+	ev.cr4 = VMI_CR4_PAE;
+	ev.efer = VMI_EFER_LMA;
+	ev.cr3 = 10ULL << 12;
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	vmi_response_init(&r, vmi_pending(v, 2));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 2), &r, true), 0);
+	assert_step_dr3(2, va + 0x13);
+	assert_false(r.regs.rflags & VMI_RFLAGS_TF);
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 2), &r, false), 0);
+	assert_int_equal(world.regs[2].dr7, 0);
+	assert_false(vmi_stepping(v, 2));
+
+	/* Compatibility mode: 48 is DEC EAX, an instruction of its own. */
+	world.regs[2].seg[VMI_SEG_CS].ar = 0xc9b;
+	vmi_response_init(&r, vmi_pending(v, 2));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 2), &r, true), 0);
+	assert_true(r.regs.rflags & VMI_RFLAGS_TF);
+	assert_int_equal(world.regs[2].dr7, 0);
+	vmi_close(v);
+}
+
+/* Intel: MTF is not used over in al,imm8 (and is switched off if it was
+ * on); a paused vCPU gets the breakpoint through its registers. */
+static void
+t_step_over_io_with_mtf(void **state)
+{
+	struct vmi_event ev = sync_event(VMI_EVENT_SINGLESTEP, 1, 0x4000);
+	struct rec rc = { .verdict = VMI_HOLD };
+	struct vmi_response r;
+	struct vmi *v;
+
+	(void)state;
+	memcpy(world.mem + 0x1000, "\x90\x90\xf4\x90\x90", 5);  /* 0x1002: hlt */
+	memcpy(world.mem + 0x4000, "\xe4\x60\x90", 3);
+	v = open_on(FAKE_INTEL, &rc, 0, 0);
+	assert_int_equal(vmi_pause(v), 0);
+	assert_int_equal(vmi_step_arm(v, 1, true), 0);   /* nop: MTF */
+	assert_int_equal(vmi_step_arm(v, 3, true), 0);
+	assert_true(world.mtf_armed[1]);
+	assert_true(world.mtf_armed[3]);
+	assert_int_equal(world.regs[1].dr7, 0);
+	assert_int_equal(vmi_unpause(v), 0);
+	/* vCPU 1 stepped onto in al,0x60. */
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	assert_int_equal(vmi_event_ours(v, vmi_pending(v, 1)), 1);
+	vmi_response_init(&r, vmi_pending(v, 1));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
+	assert_true(r.flags & VMI_RSP_TOGGLE_MTF);       /* off */
+	assert_false(r.flags & VMI_RSP_SET_REGS);
+	assert_step_dr3(1, 0x4002);
+	assert_true(world.monitors[VMI_MON_DEBUG]);
+	assert_int_equal(vmi_respond(v, 1, &r), 0);
+	assert_false(world.mtf_armed[1]);
+	assert_true(vmi_stepping(v, 1));
+
+	/* Paused vCPU 2 on hlt; then vCPU 3, MTF-stepping, onto rdtsc. */
+	assert_int_equal(vmi_pause(v), 0);
+	assert_int_equal(vmi_step_arm(v, 2, true), 0);
+	assert_false(world.mtf_armed[2]);
+	assert_step_dr3(2, 0x1003);
+	assert_true(vmi_stepping(v, 2));
+	assert_int_equal(vmi_step_arm(v, 2, false), 0);
+	assert_int_equal(world.regs[2].dr7, 0);
+	assert_false(vmi_stepping(v, 2));
+	memcpy(world.mem + 0x1003, "\x0f\x31", 2);
+	assert_int_equal(vmi_step_arm(v, 3, true), 0);
+	assert_false(world.mtf_armed[3]);
+	assert_step_dr3(3, 0x1005);
+	vmi_close(v);
+	for (unsigned i = 0; i < FAKE_VCPUS; i++) {
+		assert_int_equal(world.regs[i].dr7, 0);
+		assert_false(world.mtf_armed[i]);
+	}
+}
+
+/* A step breakpoint that never fired (the vCPU stopped elsewhere first,
+ * here in the handler of the interrupt that ended its hlt) is replaced by
+ * the next step, and teardown restores what it left. */
+static void
+t_step_breakpoint_replaced_and_torn_down(void **state)
+{
+	struct rec rc = { .verdict = VMI_HOLD };
+	struct vmi_event ev;
+	struct vmi_response r;
+	struct vmi *v;
+
+	(void)state;
+	memcpy(world.mem + 0x1000, "\xf4\x90", 2);          /* hlt */
+	memcpy(world.mem + 0x8000, "\x0f\x01\xd9\x90", 4);  /* vmmcall */
+	guest_dr3(0);
+	v = open_on(FAKE_AMD, &rc, 0, 0);
+	assert_int_equal(vmi_pause(v), 0);
+	assert_int_equal(vmi_step_arm(v, 0, true), 0);
+	assert_step_dr3(0, 0x1001);
+	assert_false(world.regs[0].g.rflags & VMI_RFLAGS_TF);
+	assert_int_equal(vmi_unpause(v), 0);
+
+	assert_int_equal(vmi_patch(v, 0x7000, "\xcc", 1), 0);
+	ev = sync_event(VMI_EVENT_SWBREAK, 0, 0x7000);
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	assert_true(vmi_stepping(v, 0));
+	assert_int_equal(rc.events, 1);
+
+	/* Stepping from the int3's address (say gdb took it out): TF. */
+	vmi_response_init(&r, vmi_pending(v, 0));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 0), &r, true), 0);
+	assert_guest_dr3(0);
+	assert_true(r.regs.rflags & VMI_RFLAGS_TF);
+	assert_int_equal(vmi_respond(v, 0, &r), 0);
+
+	/* Then over vmmcall; left armed for teardown. */
+	ev = sync_event(VMI_EVENT_DEBUG, 0, 0x8000);
+	ev.regs.rflags |= VMI_RFLAGS_TF;
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
+	vmi_response_init(&r, vmi_pending(v, 0));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 0), &r, true), 0);
+	assert_true(r.flags & VMI_RSP_SET_REGS);
+	assert_false(r.regs.rflags & VMI_RFLAGS_TF);
+	assert_step_dr3(0, 0x8003);
+	assert_int_equal(vmi_respond(v, 0, &r), 0);
+	assert_false(world.regs[0].g.rflags & VMI_RFLAGS_TF);
+	world.regs[0].dr6 = 0xffff0ff8;
+	assert_int_equal(vmi_teardown(v), 0);
+	assert_guest_dr3(0);
+	assert_false(world.regs[0].g.rflags & VMI_RFLAGS_TF);
+	vmi_close(v);
+}
+
+/* The step's slot is the step's only while it is armed: someone else's
+ * DR3 on that vCPU makes the step -EBUSY; parking takes it over. */
+static void
+t_step_slot_and_park(void **state)
+{
+	struct rec rc = { .verdict = VMI_HOLD };
+	struct vmi_event ev = sync_event(VMI_EVENT_SWBREAK, 1, 0x4000);
+	struct vmi_response r;
+	struct vmi_stats st;
+	struct vmi *v;
+
+	(void)state;
+	memcpy(world.mem + 0x4000, "\x0f\xa2", 2);
+	memcpy(world.mem + 0x1002, "\x0f\x32\x90", 3);      /* vCPU 2: rdmsr */
+	memcpy(world.mem + 0x1010, "\x0f\x30\x90", 3);      /* vCPU 3: wrmsr */
+	world.regs[3].g.rip = 0x1010;
+	v = open_on(FAKE_AMD, &rc, 0, 0);
+	assert_int_equal(vmi_hwbreak_set(v, 1, VMI_STEP_SLOT, 0x9000,
+	    VMI_HW_EXEC, 1), 0);
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	vmi_response_init(&r, vmi_pending(v, 1));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true),
+	    -EBUSY);
+	assert_int_equal(world.regs[1].dr[3], 0x9000);
+
+	assert_int_equal(vmi_pause(v), 0);
+	/* Parked with DR3 (as vmistub parks): DR3 at RIP, no TF over rdmsr,
+	 * no second breakpoint. */
+	assert_int_equal(vmi_park(v, 2, 3), 0);
+	assert_int_equal(world.regs[2].dr[3], 0x1002);
+	assert_false(world.regs[2].g.rflags & VMI_RFLAGS_TF);
+	assert_false(vmi_stepping(v, 2));
+	/* Parked with DR2: DR2 at RIP and DR3 after wrmsr, one write. */
+	vmi_stats(v, &st);
+	uint64_t writes = st.regs_writes + st.regs_light_writes;
+	assert_int_equal(vmi_park(v, 3, 2), 0);
+	vmi_stats(v, &st);
+	assert_int_equal(st.regs_writes + st.regs_light_writes, writes + 1);
+	assert_int_equal(world.regs[3].dr[2], 0x1010);
+	assert_step_dr3(3, 0x1012);
+	assert_false(world.regs[3].g.rflags & VMI_RFLAGS_TF);
+	assert_true(vmi_stepping(v, 3));
+	/* The park's own hit is a breakpoint; the one after wrmsr a step. */
+	ev = sync_event(VMI_EVENT_DEBUG, 3, 0x1010);
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_HWBREAK);
+	assert_int_equal(rc.last.u.debug.slot, 2);
+	vmi_response_init(&r, vmi_pending(v, 3));
+	assert_int_equal(vmi_respond(v, 3, &r), 0);
+	ev = sync_event(VMI_EVENT_DEBUG, 3, 0x1012);
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
+	assert_int_equal(world.regs[3].dr[3], 0);
+	assert_int_equal(world.regs[3].dr7 & DR7_L3G3, 0);
+
+	/* A vCPU stepping over wrmsr by DR3, then parked with DR3: the park
+	 * has the slot, its hit is a breakpoint, not a step. */
+	vmi_response_init(&r, vmi_pending(v, 3));
+	assert_int_equal(vmi_respond(v, 3, &r), 0);
+	assert_int_equal(vmi_hwbreak_clear(v, 3, 2), 0);   /* unparked */
+	assert_int_equal(world.regs[3].dr7, 0);
+	assert_int_equal(vmi_step_arm(v, 3, true), 0);
+	assert_step_dr3(3, 0x1012);
+	assert_int_equal(vmi_park(v, 3, 3), 0);
+	assert_int_equal(world.regs[3].dr[3], 0x1010);
+	assert_false(vmi_stepping(v, 3));
+	ev = sync_event(VMI_EVENT_DEBUG, 3, 0x1010);
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_HWBREAK);
+	assert_int_equal(rc.last.u.debug.slot, 3);
+	vmi_close(v);
+	for (unsigned i = 0; i < FAKE_VCPUS; i++) {
+		assert_int_equal(world.regs[i].dr7, 0);
+		assert_false(world.regs[i].g.rflags & VMI_RFLAGS_TF);
+	}
+}
+
+/* vmi_hold_all over a vCPU sitting on out dx,al: held by the step
+ * breakpoint's hit, unseen, like a TF hold. */
+static void
+t_hold_all_over_out(void **state)
+{
+	struct rec rc = { .verdict = VMI_HOLD };
+	struct vmi_event ev;
+	struct vmi_response r;
+	struct vmi *v;
+
+	(void)state;
+	memcpy(world.mem + 0x1001, "\xee\x90", 2);
+	v = open_on(FAKE_AMD, &rc, 0, 0);
+	assert_int_equal(vmi_hold_all(v), 0);
+	assert_false(world.regs[1].g.rflags & VMI_RFLAGS_TF);
+	assert_step_dr3(1, 0x1002);
+	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x1002);
+	fake_push(&world, &ev);
+	assert_int_equal(vmi_dispatch(v), 1);
+	assert_int_equal(rc.events, 0);
+	assert_non_null(vmi_pending(v, 1));
+	assert_int_equal(world.regs[1].dr7, 0);
+	vmi_response_init(&r, vmi_pending(v, 1));
+	assert_int_equal(vmi_respond(v, 1, &r), 0);
+	assert_false(world.regs[1].g.rflags & VMI_RFLAGS_TF);
+	vmi_close(v);
+}
+
 int
 main(void)
 {
@@ -1180,6 +1570,13 @@ main(void)
 		T(t_bad_vcpu_event_is_answered),
 		T(t_teardown_mtf_off_everywhere),
 		T(t_emulate_only_for_memaccess),
+		T(t_step_over_cpuid_by_breakpoint),
+		T(t_step_common_path_costs_nothing_more),
+		T(t_step_over_rex_rdtsc_needs_cs_l),
+		T(t_step_over_io_with_mtf),
+		T(t_step_breakpoint_replaced_and_torn_down),
+		T(t_step_slot_and_park),
+		T(t_hold_all_over_out),
 	};
 #undef T
 	return cmocka_run_group_tests_name("vmi_session", tests, NULL, NULL);

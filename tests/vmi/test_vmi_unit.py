@@ -7,7 +7,8 @@ import pytest
 
 UNIT = {
     "test_vmi_paging": 16,
-    "test_vmi_session": 23,
+    "test_vmi_insn": 7,
+    "test_vmi_session": 34,
 }
 
 
