@@ -112,6 +112,7 @@ struct stub_refusal {
 struct stub_stats {
 	uint64_t events, stops, reinjected, steps, parks;
 	uint64_t late_events;    /* found by the timer, not the event fd */
+	uint64_t step_timeouts;  /* steps stopped by the step watchdog */
 };
 
 struct stub {
@@ -121,6 +122,7 @@ struct stub {
 	ev_io lio;
 	ev_signal sigint_w, sigterm_w;
 	ev_timer timer;          /* vmi housekeeping (domain alive?) */
+	ev_timer step_watch;     /* a step that never ends (exec.c) */
 	ev_io event_w;           /* the driver's event fd */
 	ev_idle reap;            /* frees a connection marked dead */
 	struct stub_conn *conn;
@@ -202,6 +204,7 @@ int stub_bp_remove(struct stub *s, const struct rsp_command *c);
 int stub_resume(struct stub *s, const struct rsp_vcont_action *acts,
     size_t n);
 int stub_interrupt(struct stub *s);
+void stub_step_watch_init(struct stub *s);
 int stub_on_events(struct stub *s);
 int stub_hw_slots_free(const struct stub *s);
 

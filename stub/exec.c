@@ -221,6 +221,7 @@ all_stop(struct stub *s, unsigned vcpu)
 	if (r < 0)
 		log_error("pause domain %u: %s", s->domid, strerror(-r));
 	s->running = false;
+	ev_timer_stop(s->loop, &s->step_watch);
 	pace(s, false);
 	stub_regs_forget(s);
 	report(s, vcpu);
@@ -358,6 +359,7 @@ on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
 	    ev->kind == VMI_EVENT_SINGLESTEP)) {
 		if (in_range(vc, ev->regs.rip)) {
 			s->stats.steps++;
+			ev_timer_again(s->loop, &s->step_watch);
 			vmi_response_step(v, ev, rsp, true);
 			return VMI_RESUME;
 		}
@@ -567,6 +569,12 @@ stub_resume(struct stub *s, const struct rsp_vcont_action *acts, size_t n)
 		return r;
 	}
 	pace(s, true);
+	for (unsigned i = 0; i < s->nvcpus; i++)
+		if (s->vcpus[i].act == STUB_ACT_STEP ||
+		    s->vcpus[i].act == STUB_ACT_RANGE) {
+			ev_timer_again(s->loop, &s->step_watch);
+			break;
+		}
 	return STUB_REPLY_LATER;
 }
 
@@ -585,6 +593,7 @@ stub_interrupt(struct stub *s)
 		return r;
 	}
 	s->running = false;
+	ev_timer_stop(s->loop, &s->step_watch);
 	pace(s, false);
 	stub_regs_forget(s);
 	vcpu = s->gvcpu < s->nvcpus ? s->gvcpu : 0;
@@ -594,4 +603,56 @@ stub_interrupt(struct stub *s)
 		stub_conn_send(s->conn);
 	}
 	return 0;
+}
+
+/*
+ * A step that never ends. A vCPU stepped while gdb keeps the others
+ * stopped (gdb steps one thread over a breakpoint) can be sent by an
+ * interrupt into code that waits for one of the stopped vCPUs (an IPI, a
+ * lock): seen in the lab, a Linux vCPU stepped from vfs_read went idle
+ * while its partner was parked, and gdb waited for ever. After
+ * STEP_WATCH_S without a step event the target is stopped where it is and
+ * the stepping vCPU reported, as if the step had ended there: gdb looks at
+ * where it is and goes on, and the guest gets its other vCPUs back.
+ */
+#define STEP_WATCH_S 0.5
+
+static void
+on_step_watch(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct stub *s = w->data;
+	struct stub_stop st = { .valid = true, .signo = 5 };
+	unsigned vcpu = 0;
+	int r;
+
+	ev_timer_stop(loop, w);
+	if (s->v == NULL || !s->running)
+		return;
+	for (unsigned i = 0; i < s->nvcpus; i++)
+		if (s->vcpus[i].act == STUB_ACT_STEP ||
+		    s->vcpus[i].act == STUB_ACT_RANGE) {
+			vcpu = i;
+			break;
+		}
+	log_warn("vCPU %u did not finish its step in %.1f s (waiting for a "
+	    "stopped vCPU?): stopped where it is", vcpu, STEP_WATCH_S);
+	s->stats.step_timeouts++;
+	r = vmi_pause(s->v);
+	if (r < 0) {
+		log_error("step watchdog: pause: %s", strerror(-r));
+		return;
+	}
+	s->running = false;
+	pace(s, false);
+	stub_regs_forget(s);
+	s->vcpus[vcpu].stop = st;
+	report(s, vcpu);
+}
+
+void
+stub_step_watch_init(struct stub *s)
+{
+	ev_timer_init(&s->step_watch, on_step_watch, STEP_WATCH_S,
+	    STEP_WATCH_S);
+	s->step_watch.data = s;
 }

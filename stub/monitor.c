@@ -70,9 +70,10 @@ mon_info(struct stub *s, const char *arg, struct stub_text *o)
 	    "guest virtual (the selected vCPU's page tables)");
 	stub_text_add(o, "events %" PRIu64 " (%" PRIu64 " found late, by the "
 	    "timer), stops %" PRIu64 ", re-injected %" PRIu64 ", range steps %"
-	    PRIu64 ", parks %" PRIu64 "\n", s->stats.events,
-	    s->stats.late_events, s->stats.stops, s->stats.reinjected,
-	    s->stats.steps, s->stats.parks);
+	    PRIu64 ", parks %" PRIu64 ", steps stopped by the watchdog %"
+	    PRIu64 "\n", s->stats.events, s->stats.late_events,
+	    s->stats.stops, s->stats.reinjected, s->stats.steps,
+	    s->stats.parks, s->stats.step_timeouts);
 	vmi_stats(s->v, &vs);
 	stub_text_add(o, "hypervisor: register reads %" PRIu64 " (+%" PRIu64
 	    " from cache), writes %" PRIu64 " full + %" PRIu64 " light, "

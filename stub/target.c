@@ -62,6 +62,7 @@ stub_attach(struct stub *s, uint32_t domid)
 	ev_timer_init(&s->timer, on_timer, HOUSEKEEPING_S, HOUSEKEEPING_S);
 	ev_set_priority(&s->timer, EV_MINPRI);
 	s->timer.data = s;
+	stub_step_watch_init(s);
 	ev_timer_start(s->loop, &s->timer);
 	s->running = false;
 	s->gone = false;
@@ -96,6 +97,7 @@ stub_detach(struct stub *s)
 		return;
 	ev_io_stop(s->loop, &s->event_w);
 	ev_timer_stop(s->loop, &s->timer);
+	ev_timer_stop(s->loop, &s->step_watch);
 	r = vmi_teardown(s->v);
 	if (r < 0)
 		log_warn("detach from domain %u: %s", s->domid, strerror(-r));
