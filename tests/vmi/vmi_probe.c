@@ -1035,14 +1035,16 @@ bench_line(const char *what, const char *impl, unsigned n, double secs,
 	j_end(&j);
 }
 
-static int
-bench_swbreak(struct probe *p, uint64_t va, unsigned n)
+/* An int3 at va (vCPU 0's page tables) for n hits in mode m, run until
+ * done: the seconds it took, or -1 after reporting the failure. */
+static double
+run_swbreak(struct probe *p, enum mode m, uint64_t va, unsigned n)
 {
-	double t0, secs;
+	double t0;
 	uint64_t gpa;
 	int r;
 
-	p->mode = M_BENCH_BP;
+	p->mode = m;
 	p->want = n;
 	r = virt_to_phys(p, 0, va, &gpa);
 	p->gpa = gpa;
@@ -1050,15 +1052,27 @@ bench_swbreak(struct probe *p, uint64_t va, unsigned n)
 		r = vmi_monitor(p->v, VMI_MON_SWBREAK, true);
 	if (r == 0)
 		r = vmi_patch(p->v, gpa, "\xcc", 1);
-	if (r != 0)
-		return fail(p, r, "arm");
+	if (r != 0) {
+		fail(p, r, "arm");
+		return -1;
+	}
 	t0 = probe_now();
 	run(p, 600);
-	secs = probe_now() - t0;
+	return probe_now() - t0;
+}
+
+static int
+bench_swbreak(struct probe *p, uint64_t va, unsigned n)
+{
+	double secs = run_swbreak(p, M_BENCH_BP, va, n);
+	int r;
+
+	if (secs < 0)
+		return 1;
 	bench_line("swbreak", "vmi", p->count, secs, p->err);
 	vmi_close(p->v);
 	p->v = NULL;
-	r = direct_swbreak(p->domid, va, gpa, n, &secs);
+	r = direct_swbreak(p->domid, va, p->gpa, n, &secs);
 	bench_line("swbreak", "direct", r == 0 ? n : 0, secs, r);
 	return 0;
 }
@@ -1075,24 +1089,12 @@ bench_cycle(struct probe *p, uint64_t va, unsigned n)
 {
 	struct vmi_stats st;
 	struct jline j;
-	double t0, secs;
-	uint64_t gpa;
-	int r;
+	double secs;
 
-	p->mode = M_BREAK;
 	p->quiet = true;
-	p->want = n;
-	r = virt_to_phys(p, 0, va, &gpa);
-	p->gpa = gpa;
-	if (r == 0)
-		r = vmi_monitor(p->v, VMI_MON_SWBREAK, true);
-	if (r == 0)
-		r = vmi_patch(p->v, gpa, "\xcc", 1);
-	if (r != 0)
-		return fail(p, r, "arm");
-	t0 = probe_now();
-	run(p, 600);
-	secs = probe_now() - t0;
+	secs = run_swbreak(p, M_BREAK, va, n);
+	if (secs < 0)
+		return 1;
 	bench_line("cycle", "vmi", p->count, secs, p->err);
 	vmi_stats(p->v, &st);
 	j_begin(&j);
