@@ -104,6 +104,11 @@ enum vmi_debug_cause {
 	VMI_DEBUG_STEP,
 	VMI_DEBUG_HWBREAK,
 	VMI_DEBUG_WATCH,
+	/* A single step from a TF the session set and took back before its
+	 * trap came: a copy the guest's interrupt frame kept. The session's
+	 * own; answer it with TF off (vmi_response_step) and do not report
+	 * or re-inject it. */
+	VMI_DEBUG_STALE_STEP,
 };
 
 /* Why a domain shut down: the values of SHUTDOWN_* in Xen's

@@ -332,6 +332,12 @@ on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
 	    vc->parked && (ev->kind == VMI_EVENT_SINGLESTEP ||
 	    ev->u.debug.cause != VMI_DEBUG_WATCH))
 		return VMI_HOLD;
+	if (ev->kind == VMI_EVENT_DEBUG &&
+	    ev->u.debug.cause == VMI_DEBUG_STALE_STEP) {
+		/* Not a stop and not the guest's: just take TF off. */
+		vmi_response_step(v, ev, rsp, false);
+		return VMI_RESUME;
+	}
 	ours = vmi_event_ours(v, ev);
 	if (ours <= 0) {
 		if ((ev->kind == VMI_EVENT_SWBREAK ||

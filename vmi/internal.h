@@ -61,6 +61,9 @@ struct vmi_vcpu {
 	uint64_t hw_addr[4];
 	uint8_t hw_kind[4];
 	bool tf;                /* TF set by the session */
+	/* TF taken off a vCPU that never trapped on it: an interrupt frame
+	 * may still hold a copy, whose trap comes later (classify). */
+	bool tf_stale;
 	uint64_t dr6_dirty;     /* DR6 status bits the session's traps set */
 	bool holding;           /* TF armed by vmi_hold_all(), not yet trapped */
 	bool hold_tf;           /* held that way: the answer must stop the step */

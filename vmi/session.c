@@ -300,6 +300,7 @@ vmi_debug_cause_name(enum vmi_debug_cause c)
 	case VMI_DEBUG_STEP:    return "step";
 	case VMI_DEBUG_HWBREAK: return "hwbreak";
 	case VMI_DEBUG_WATCH:   return "watch";
+	case VMI_DEBUG_STALE_STEP: return "stale-step";
 	case VMI_DEBUG_UNKNOWN: break;
 	}
 	return "unknown";
@@ -366,8 +367,17 @@ classify(struct vmi *v, struct vmi_event *ev)
 		vc->dr6_dirty |= 1ULL << VMI_STEP_SLOT;
 		return;
 	}
-	if (vc->tf)
+	if (vc->tf) {
 		ev->u.debug.cause = VMI_DEBUG_STEP;
+	} else if (vc->tf_stale && (ev->regs.rflags & VMI_RFLAGS_TF)) {
+		/* Seen in the lab: a parked Linux vCPU took an interrupt
+		 * before its step trap, TF went off with the park, and the
+		 * copy in the interrupt frame trapped later; re-injected,
+		 * that #DB hit the kernel's NMI-like exc_debug path and
+		 * panicked it. Once: the guest's own stepping stays its own. */
+		ev->u.debug.cause = VMI_DEBUG_STALE_STEP;
+		vc->tf_stale = false;
+	}
 }
 
 /*
@@ -1212,6 +1222,10 @@ step_arm(struct vmi *v, unsigned vcpu, bool on, bool use_slot)
 		regs.g.rflags &= ~VMI_RFLAGS_TF;
 	r = vmi_set_regs(v, vcpu, &regs);
 	if (r == 0) {
+		/* Off without the trap having come (no event holds it): it
+		 * may have left a copy in an interrupt frame. */
+		if (!on && vc->tf && !vc->has_pending)
+			vc->tf_stale = true;
 		vc->tf = on;
 		if (drop)
 			slot_given_back(vc, VMI_STEP_SLOT);

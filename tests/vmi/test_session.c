@@ -1048,6 +1048,33 @@ t_park_is_one_write(void **state)
 	vmi_close(v);
 }
 
+/* TF taken back from a vCPU that never trapped on it (parked, then
+ * released): its later trap is the session's stale step, once. */
+static void
+t_stale_tf_trap_is_ours_once(void **state)
+{
+	struct rec rc = { .verdict = VMI_RESUME };
+	struct vmi_event ev = sync_event(VMI_EVENT_DEBUG, 1, 0x6000);
+	struct vmi *v;
+
+	(void)state;
+	v = open_on(FAKE_AMD, &rc, 0, 0);
+	assert_int_equal(vmi_pause(v), 0);
+	assert_int_equal(vmi_park(v, 1, 3), 0);
+	assert_int_equal(vmi_hwbreak_clear(v, 1, 3), 0);
+	assert_int_equal(vmi_step_arm(v, 1, false), 0);
+	assert_int_equal(vmi_unpause(v), 0);
+	ev.regs.rflags |= VMI_RFLAGS_TF;
+	fake_push(&world, &ev);
+	assert_int_equal(vmi_dispatch(v), 1);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STALE_STEP);
+	assert_int_equal(vmi_event_ours(v, &rc.last), 1);
+	fake_push(&world, &ev);
+	assert_int_equal(vmi_dispatch(v), 1);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_UNKNOWN);
+	vmi_close(v);
+}
+
 static void
 t_bad_vcpu_event_is_answered(void **state)
 {
@@ -1567,6 +1594,7 @@ main(void)
 		T(t_pause_is_counted),
 		T(t_registers_cached_while_frozen),
 		T(t_park_is_one_write),
+		T(t_stale_tf_trap_is_ours_once),
 		T(t_bad_vcpu_event_is_answered),
 		T(t_teardown_mtf_off_everywhere),
 		T(t_emulate_only_for_memaccess),

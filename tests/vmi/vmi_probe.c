@@ -276,6 +276,11 @@ on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
 		return 0;
 	}
 	p->events++;
+	if (ev->kind == VMI_EVENT_DEBUG &&
+	    ev->u.debug.cause == VMI_DEBUG_STALE_STEP) {
+		step(p, ev, rsp, false);    /* a leftover TF of ours: off */
+		return VMI_RESUME;
+	}
 	ours = vmi_event_ours(v, ev);
 	if (ours <= 0 && p->mode != M_HOLD) {
 		p->foreign++;
