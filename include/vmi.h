@@ -376,15 +376,11 @@ int vmi_hwbreak_clear(struct vmi *v, unsigned vcpu, unsigned slot);
 
 /* Hold a vCPU that no event holds, before it executes anything (the domain
  * paused): DR[slot] as an execution breakpoint at its RIP, which faults
- * before the instruction runs, plus a single step for when it does not go
- * to RIP next (a trap still to be delivered sends it into the guest's
- * handler). With TF both go in one register write. It is then held by
+ * before the instruction runs. A vCPU with a re-injected trap still to
+ * take goes into the guest's handler first, not to RIP: that one also gets
+ * a single step (in the same register write). It is then held by
  * whichever event comes first; vmi_hwbreak_clear(slot) and an answer
- * without a step undo it. -EBUSY if an event holds it already.
- * An instruction at RIP that Xen completes itself gets no TF (the #DB
- * would go to the guest) but, when slot is not VMI_STEP_SLOT, a step
- * breakpoint after it; with slot == VMI_STEP_SLOT there is none, and on
- * MTF the step stays (at worst one instruction late). */
+ * without a step undo it. -EBUSY if an event holds it already. */
 int vmi_park(struct vmi *v, unsigned vcpu, unsigned slot);
 
 /* ---- memory ------------------------------------------------------------- */

@@ -64,6 +64,8 @@ struct vmi_vcpu {
 	/* TF taken off a vCPU that never trapped on it: an interrupt frame
 	 * may still hold a copy, whose trap comes later (classify). */
 	bool tf_stale;
+	/* A trap re-injected, not yet taken (no event since). */
+	bool reinjected;
 	uint64_t dr6_dirty;     /* DR6 status bits the session's traps set */
 	bool holding;           /* TF armed by vmi_hold_all(), not yet trapped */
 	bool hold_tf;           /* held that way: the answer must stop the step */

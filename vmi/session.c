@@ -514,6 +514,7 @@ deliver(struct vmi *v, struct vmi_event *ev)
 	vc = &v->vcpus[ev->vcpu];
 	v->st.events++;
 	vc->deferred = false;   /* it ran: the last answer's registers are in */
+	vc->reinjected = false; /* and took what was re-injected */
 	vc->regs_cached = false;
 	if (ev->sync && vc->holding) {
 		/* Whatever stopped it first, it is held now (vmi_hold_all). */
@@ -808,6 +809,7 @@ vmi_respond(struct vmi *v, unsigned vcpu, const struct vmi_response *r)
 	/* Inject before the response releases the vCPU, so the trap is
 	 * delivered on the very resume that answers the event. */
 	if (r->flags & VMI_RSP_REINJECT) {
+		vc->reinjected = true;
 		ret = v->ops->reinject(v->drv, &vc->pending);
 		if (ret < 0)
 			return drv_result(v, ret);
@@ -1383,7 +1385,7 @@ vmi_park(struct vmi *v, unsigned vcpu, unsigned slot)
 	struct vmi_as as;
 	uint64_t rip;
 	unsigned len = 0;
-	bool use_slot, drop;
+	bool use_slot, drop, tf;
 	int r;
 
 	if (vcpu >= v->nr_vcpus || slot >= 4)
@@ -1417,7 +1419,14 @@ vmi_park(struct vmi *v, unsigned vcpu, unsigned slot)
 	arm_slot(vc, &regs, slot, rip, VMI_HW_EXEC, 0);
 	if (use_slot)
 		arm_slot(vc, &regs, VMI_STEP_SLOT, rip + len, VMI_HW_EXEC, 0);
-	if (len == 0)
+	/* TF only for a vCPU with a re-injected trap still to take: that one
+	 * goes into the guest's handler, not to RIP, and DR3 alone would let
+	 * it run on. Otherwise DR3 alone: a TF the vCPU carries into an
+	 * interrupt frame or to user space outlives the park, and such
+	 * leftovers killed the lab's Linux guest (a user-mode #DB for init,
+	 * Xen's own #DB after an intercepted instruction). */
+	tf = len == 0 && vc->reinjected;
+	if (tf)
 		regs.g.rflags |= VMI_RFLAGS_TF;
 	else if (vc->tf)
 		regs.g.rflags &= ~VMI_RFLAGS_TF;
@@ -1428,7 +1437,7 @@ vmi_park(struct vmi *v, unsigned vcpu, unsigned slot)
 			step_slot_taken(vc, rip + len);
 		if (drop)
 			slot_given_back(vc, VMI_STEP_SLOT);
-		vc->tf = len == 0;
+		vc->tf = tf;
 	}
 	return r;
 }
