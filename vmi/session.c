@@ -376,7 +376,12 @@ classify(struct vmi *v, struct vmi_event *ev)
 		 * that #DB hit the kernel's NMI-like exc_debug path and
 		 * panicked it. Once: the guest's own stepping stays its own. */
 		ev->u.debug.cause = VMI_DEBUG_STALE_STEP;
-		vc->tf_stale = false;
+		/* A kernel keeps copies in nested frames (interrupt inside
+		 * interrupt, exception entry): stay on the watch there. In
+		 * user space one copy at most, and after it the guest's own
+		 * stepping (ptrace) is its own again. */
+		if (!(ev->regs.rip >> 63))
+			vc->tf_stale = false;
 	}
 }
 

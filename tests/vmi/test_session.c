@@ -1072,6 +1072,17 @@ t_stale_tf_trap_is_ours_once(void **state)
 	fake_push(&world, &ev);
 	assert_int_equal(vmi_dispatch(v), 1);
 	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_UNKNOWN);
+	/* In a kernel (upper half) the watch stays on: nested frames. */
+	assert_int_equal(vmi_pause(v), 0);
+	assert_int_equal(vmi_step_arm(v, 1, true), 0);
+	assert_int_equal(vmi_step_arm(v, 1, false), 0);
+	assert_int_equal(vmi_unpause(v), 0);
+	ev.regs.rip = 0xffffffff81000000ULL;
+	for (int i = 0; i < 2; i++) {
+		fake_push(&world, &ev);
+		assert_int_equal(vmi_dispatch(v), 1);
+		assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STALE_STEP);
+	}
 	vmi_close(v);
 }
 
