@@ -9,6 +9,7 @@ vCPU, tests/guests/linux/init.sh) read /proc/uptime over and over; with a
 breakpoint on vfs_read's first instruction, two stops of the same task
 must see its syscr differ by exactly one. A call that passed the
 breakpoint unreported would make it two."""
+import os
 import re
 
 import pytest
@@ -21,7 +22,9 @@ HOT_HITS = 200
 
 @pytest.fixture(scope="module")
 def linux_port(lab):
-    p = stub_start(lab, "linux")
+    # VMISTUB_STUB_ARGS (development runs, e.g. "--log-level debug"): extra
+    # vmistub options; the suite sets none.
+    p = stub_start(lab, "linux", os.environ.get("VMISTUB_STUB_ARGS", ""))
     yield p
     stub_stop(lab)
 
