@@ -15,6 +15,7 @@
  *   - an int3 at RIP: a software breakpoint event, RIP at the int3 (as
  *     Xen reports it);
  *   - RFLAGS.TF: one instruction (one byte: the text is NOPs), then #DB;
+ *   - a hlt (0xF4) at RIP: it waits for an interrupt that never comes;
  *   - otherwise it runs without end: a continue just waits.
  * Events are raised only while their monitor is on, as with Xen; without
  * it the trap is the guest's own and the vCPU is off in the guest's
@@ -334,6 +335,8 @@ run(unsigned vcpu)
 		trap(vcpu, VMI_EVENT_DEBUG, 1ULL << slot);
 	else if (gpa_of(r, r->g.rip, &gpa) == 0 && w->mem[gpa] == 0xcc)
 		trap(vcpu, VMI_EVENT_SWBREAK, 0);
+	else if (gpa_of(r, r->g.rip, &gpa) == 0 && w->mem[gpa] == 0xf4)
+		return;     /* hlt: waits for an interrupt the fake never sends */
 	else if (r->g.rflags & TF) {
 		r->g.rip++;
 		trap(vcpu, VMI_EVENT_DEBUG, DR6_BS);

@@ -861,3 +861,22 @@ def test_domain_ending_under_a_waiting_gdb(start, gdbs, signo, says):
         # The domain is still there: its bytes are as they were.
         assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1), moved_rip=(0, 1))
     assert stub.p.poll() is None                          # ready for the next gdb
+
+
+def test_step_that_never_ends_is_stopped_by_the_watchdog(start, gdbs):
+    """A stepi gdb asks for with the other vCPU stopped, on a vCPU that then
+    never comes back (here: hlt, no interrupt ever): vmistub stops it where
+    it is after its watchdog's 0.5 s instead of leaving gdb waiting."""
+    stub = start("fake")
+    g = gdbs(stub.target)
+    rip = stub.layout["rip"][0]
+    g.run(f"set {{unsigned char}}{rip:#x} = 0xf4")
+    g.go("stepi")
+    out = g.wait()
+    assert re.search(rf"{rip:#x}", out), out
+    out = g.run("monitor info", "info registers rip", "detach")
+    assert "steps stopped by the watchdog 1" in out, out
+    assert val(out, "rip") == rip, out
+    assert "did not finish its step" in stub.log()
+    st = stub.wait_state(lambda s: s["closes"] == 1)
+    assert st["pauses"] == 0 and st["unanswered"] == 0, st
