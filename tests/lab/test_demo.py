@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 LAB_PY = pathlib.Path(__file__).resolve().parent / "lab.py"
 
 
@@ -48,8 +50,22 @@ def gone(pid, timeout=30):
     return False
 
 
-def test_demo_runs_guest_and_ctrl_c_stops_qemu(build_dir, tmp_path):
+@pytest.fixture
+def demos():
+    """Every demo a test starts is gone at its end, passed or failed: a
+    failed assertion once left a demo and its QEMU running, which slowed
+    the rest of the suite into timeouts."""
+    procs = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_demo_runs_guest_and_ctrl_c_stops_qemu(build_dir, tmp_path, demos):
     proc, qemu_pid, out = start_demo(build_dir, tmp_path)
+    demos.append(proc)
     assert "dom0 ready" in out and "guest tiny" in out, out
     assert re.search(r"^tiny\s+\d+\s+\d+\s+2\s", out, re.M), out  # xl list shows it
     # It keeps reporting the guest's progress while it stays up.
@@ -65,8 +81,9 @@ def test_demo_runs_guest_and_ctrl_c_stops_qemu(build_dir, tmp_path):
     assert gone(qemu_pid), f"QEMU {qemu_pid} survived Ctrl-C"
 
 
-def test_killed_controller_takes_qemu_with_it(build_dir, tmp_path):
+def test_killed_controller_takes_qemu_with_it(build_dir, tmp_path, demos):
     proc, qemu_pid, _ = start_demo(build_dir, tmp_path)
+    demos.append(proc)
     proc.kill()
     proc.wait()
     assert gone(qemu_pid), f"QEMU {qemu_pid} survived its controller's SIGKILL"
