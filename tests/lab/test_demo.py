@@ -23,15 +23,20 @@ def start_demo(build_dir, run_dir):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
     deadline = time.monotonic() + 300
-    for line in proc.stdout:
-        seen.append(line)
-        if "Ctrl-C stops the lab" in line:
-            break
-        assert time.monotonic() < deadline, "".join(seen)
-    else:
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "Ctrl-C stops the lab" in line:
+                break
+            assert time.monotonic() < deadline, "".join(seen)
+        else:
+            proc.wait()
+            raise AssertionError("the demo ended early:\n" + "".join(seen))
+        state = json.loads((run_dir / "lab-state.json").read_text())
+    except BaseException:
+        proc.kill()
         proc.wait()
-        raise AssertionError("the demo ended early:\n" + "".join(seen))
-    state = json.loads((run_dir / "lab-state.json").read_text())
+        raise
     return proc, state["pid"], "".join(seen)
 
 
