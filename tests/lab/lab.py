@@ -561,6 +561,10 @@ def cmd_demo(args):
             stop.append(signum)
             raise KeyboardInterrupt
         signal.signal(signal.SIGTERM, on_signal)
+        # Ctrl-C stops the demo even when it was started from a shell that
+        # ignores SIGINT (a background job of a script inherits SIG_IGN,
+        # and Python then installs no handler of its own).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             lab.start()
             for g in args.guest:
