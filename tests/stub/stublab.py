@@ -17,14 +17,21 @@ TINY_TEXT = 0xffffffff80100000
 def stub_start(lab, domain="tiny", extra=""):
     """(Re)start vmistub in dom0 listening on 0.0.0.0:1234; the host port."""
     stub_stop(lab)
-    # The shell writes its own pid, then becomes vmistub: the pid file
-    # names vmistub itself whatever setsid does about process groups.
-    lab.sh(f"setsid sh -c 'echo $$ >{PIDFILE}; exec vmistub --listen 0.0.0.0:{DOM0_PORT} "
-           f"{extra} {domain}' >{LOG} 2>&1 </dev/null &")
-    deadline = time.monotonic() + 30
-    while not lab.run(f"test -s {PIDFILE}").ok:
-        assert time.monotonic() < deadline, "vmistub did not start"
-        time.sleep(0.1)
+    for attempt in (1, 2):
+        # The shell writes its own pid, then becomes vmistub: the pid file
+        # names vmistub itself whatever setsid does about process groups.
+        lab.sh(f"setsid sh -c 'echo $$ >{PIDFILE}; exec vmistub --listen 0.0.0.0:{DOM0_PORT} "
+               f"{extra} {domain}' >{LOG} 2>&1 </dev/null &")
+        deadline = time.monotonic() + 30
+        while not lab.run(f"test -s {PIDFILE}").ok and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if lab.run(f"test -s {PIDFILE}").ok:
+            break
+        # No pid file: dom0's shell never got as far as exec'ing vmistub
+        # (the lab's dom0 userspace corruption, tests/lab/README.md).
+        # Reported with the lab's incidents, tried once more.
+        lab.incidents.append(f"dom0 shell did not start vmistub {domain} (attempt {attempt})")
+    assert lab.run(f"test -s {PIDFILE}").ok, "vmistub did not start (dom0's shell wrote no pid file)"
     while "listening on" not in stub_log(lab):
         assert time.monotonic() < deadline, f"vmistub did not start:\n{stub_log(lab)}"
         assert stub_alive(lab), f"vmistub exited:\n{stub_log(lab)}"
