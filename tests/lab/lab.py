@@ -62,8 +62,9 @@ class LabError(RuntimeError):
 
 DOM0_CORRUPTION = re.compile(r"died due to fatal signal \w+( \w+)*|unable to XZ decompress kernel"
                              r"|Segmentation fault|malloc\(\): \w+"
-                             # xl itself killed by SIGILL, SIGABRT, SIGBUS or SIGSEGV
-                             r"|'xl create [^']*' ended with signal (4|6|7|11)\b")
+                             # xl itself (create, domid, ...) killed by SIGILL,
+                             # SIGABRT, SIGBUS or SIGSEGV
+                             r"|'xl [^']*' ended with signal (4|6|7|11)\b")
 
 
 class GuestCrashed(LabError):
