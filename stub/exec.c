@@ -212,6 +212,28 @@ pace(struct stub *s, bool running)
 	ev_timer_again(s->loop, &s->timer);
 }
 
+/* The target no longer runs (its domain pause taken by the caller): no
+ * step to watch, slow housekeeping, registers to be read afresh. */
+static void
+stopped(struct stub *s)
+{
+	s->running = false;
+	ev_timer_stop(s->loop, &s->step_watch);
+	pace(s, false);
+	stub_regs_forget(s);
+}
+
+/* The vCPU gdb asked to step (or range-step), or -1. */
+static int
+stepping_vcpu(const struct stub *s)
+{
+	for (unsigned i = 0; i < s->nvcpus; i++)
+		if (s->vcpus[i].act == STUB_ACT_STEP ||
+		    s->vcpus[i].act == STUB_ACT_RANGE)
+			return (int)i;
+	return -1;
+}
+
 /* The first stop while running stops everything (all-stop). */
 static void
 all_stop(struct stub *s, unsigned vcpu)
@@ -220,10 +242,7 @@ all_stop(struct stub *s, unsigned vcpu)
 
 	if (r < 0)
 		log_error("pause domain %u: %s", s->domid, strerror(-r));
-	s->running = false;
-	ev_timer_stop(s->loop, &s->step_watch);
-	pace(s, false);
-	stub_regs_forget(s);
+	stopped(s);
 	report(s, vcpu);
 }
 
@@ -575,12 +594,8 @@ stub_resume(struct stub *s, const struct rsp_vcont_action *acts, size_t n)
 		return r;
 	}
 	pace(s, true);
-	for (unsigned i = 0; i < s->nvcpus; i++)
-		if (s->vcpus[i].act == STUB_ACT_STEP ||
-		    s->vcpus[i].act == STUB_ACT_RANGE) {
-			ev_timer_again(s->loop, &s->step_watch);
-			break;
-		}
+	if (stepping_vcpu(s) >= 0)
+		ev_timer_again(s->loop, &s->step_watch);
 	return STUB_REPLY_LATER;
 }
 
@@ -598,10 +613,7 @@ stub_interrupt(struct stub *s)
 		log_error("interrupt: pause: %s", strerror(-r));
 		return r;
 	}
-	s->running = false;
-	ev_timer_stop(s->loop, &s->step_watch);
-	pace(s, false);
-	stub_regs_forget(s);
+	stopped(s);
 	vcpu = s->gvcpu < s->nvcpus ? s->gvcpu : 0;
 	if (s->conn != NULL) {
 		rsp_reply_reset(&s->conn->reply);
@@ -628,18 +640,13 @@ on_step_watch(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct stub *s = w->data;
 	struct stub_stop st = { .valid = true, .signo = 5 };
-	unsigned vcpu = 0;
+	int step = stepping_vcpu(s);
+	unsigned vcpu = step < 0 ? 0 : (unsigned)step;
 	int r;
 
 	ev_timer_stop(loop, w);
 	if (s->v == NULL || !s->running)
 		return;
-	for (unsigned i = 0; i < s->nvcpus; i++)
-		if (s->vcpus[i].act == STUB_ACT_STEP ||
-		    s->vcpus[i].act == STUB_ACT_RANGE) {
-			vcpu = i;
-			break;
-		}
 	log_warn("vCPU %u did not finish its step in %.1f s (waiting for a "
 	    "stopped vCPU?): stopped where it is", vcpu, STEP_WATCH_S);
 	s->stats.step_timeouts++;
@@ -648,9 +655,7 @@ on_step_watch(struct ev_loop *loop, ev_timer *w, int revents)
 		log_error("step watchdog: pause: %s", strerror(-r));
 		return;
 	}
-	s->running = false;
-	pace(s, false);
-	stub_regs_forget(s);
+	stopped(s);
 	s->vcpus[vcpu].stop = st;
 	report(s, vcpu);
 }
