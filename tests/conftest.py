@@ -88,6 +88,22 @@ def pytest_runtest_makereport(item, call):
             dest = lab.build_dir / "lab-logs" / item.name
             lab.collect_logs(dest)
             report.sections.append(("lab logs", f"console logs collected in {dest}"))
+            # CI keeps only what is printed: the ends of the logs that
+            # explain most lab failures go into the report itself.
+            report.sections.append(("lab log tails", _log_tails(lab)))
+
+
+def _log_tails(lab):
+    """vmistub's log (tests/stub), dom0's kernel log, xl list: last lines."""
+    parts = []
+    for title, cmd in (("vmistub log", "tail -n 30 /tmp/vmistub.log"),
+                       ("dom0 dmesg", "dmesg | tail -n 12"), ("xl list", "xl list")):
+        try:
+            r = lab.run(cmd, timeout=20)
+            parts.append(f"--- {title}\n{r.stdout.rstrip() if r.ok else '(none)'}")
+        except Exception as e:                  # a dead lab: say so, keep the report
+            parts.append(f"--- {title}\n(unavailable: {e})")
+    return "\n".join(parts)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -73,7 +73,7 @@ def objdump(elf):
     out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "-M", "att", str(elf)],
                          check=True, capture_output=True, text=True).stdout
     rows = []
-    for m in re.finditer(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$", out, re.M):
+    for m in re.finditer(r"^[ \t]*([0-9a-f]+):[ \t]+(\S+)[ \t]*(.*)$", out, re.M):
         addr, mnem, ops = int(m.group(1), 16), m.group(2), m.group(3)
         t = re.match(r"([0-9a-f]+) <", ops)
         rows.append((addr, mnem, int(t.group(1), 16) if t else None))
