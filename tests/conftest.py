@@ -51,14 +51,26 @@ def record_figure(name, value):
 _lab_state = {}
 
 
+# Development runs only (tests/run sets neither): VMISTUB_LAB_ATTACH=RUN_DIR
+# uses a lab that `lab.py demo` already runs; VMISTUB_LAB_GUESTS=tiny boots
+# only the guests named (a comma list).
+_LAB_ATTACH = os.environ.get("VMISTUB_LAB_ATTACH")
+LAB_GUESTS = tuple(os.environ.get("VMISTUB_LAB_GUESTS", "tiny,linux").split(","))
+
+
 @pytest.fixture(scope="session")
 def lab(build_dir):
+    if _LAB_ATTACH:
+        _lab_state["lab"] = lablib.Lab.attached(build_dir, _LAB_ATTACH)
+        yield _lab_state["lab"]
+        _lab_state.pop("lab", None)
+        return
     if "error" in _lab_state:
         pytest.fail(f"the lab could not start (see the first lab test): {_lab_state['error']}")
     lab = lablib.Lab(build_dir)
     try:
         lab.start()
-        for guest in ("tiny", "linux"):
+        for guest in LAB_GUESTS:
             lab.create_guest(guest)
     except Exception as e:
         _lab_state["error"] = str(e).splitlines()[0]
@@ -173,9 +185,6 @@ def pytest_collection_modifyitems(config, items):
 # such incident is printed with the figures. A test that fails without a crash
 # is never run again. Guests found dead before a test are booted again, so one
 # crash does not fail every later test.
-LAB_GUESTS = ("tiny", "linux")
-
-
 def _revive_dead_guests(lab, why):
     for guest in LAB_GUESTS:
         state = lab.state(guest)

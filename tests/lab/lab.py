@@ -260,6 +260,20 @@ class Lab:
         self.figures["image_build_s"] = round(time.monotonic() - t, 2)
 
     # --- QEMU -----------------------------------------------------------
+    @classmethod
+    def attached(cls, build_dir, run_dir):
+        """A lab another process started (`lab.py demo`) and still runs:
+        for development runs; never closed from here."""
+        lab = cls(build_dir, run_dir=pathlib.Path(run_dir))
+        state = json.loads((lab.run_dir / STATE_FILE).read_text())
+        lab.agent = Agent(state["agent_port"])
+        lab.agent_port = state["agent_port"]
+        lab.t_start = time.monotonic()
+        lab.forwards = state.get("forwards", {})
+        if "1234" in lab.forwards:
+            lab.stub_port = lab.forwards["1234"]
+        return lab
+
     def start(self, timeout=300):
         self.build_images()
         for p in ("serial.log", "qemu.log"):

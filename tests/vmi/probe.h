@@ -33,14 +33,25 @@ void j_end(struct jline *j);
 
 double probe_now(void);
 
+/* A benchmark's timed part: wall seconds, and the CPU seconds this process
+ * used meanwhile (user and system, hypercalls included). The CPU figure is
+ * what the layer itself costs per event, whatever pace the guest and the
+ * shared machine set for the wall clock. */
+struct probe_clock {
+	double wall, cpu, sys;          /* sys: the system-call part of cpu */
+};
+void probe_clock_start(struct probe_clock *c);
+void probe_clock_stop(struct probe_clock *c);   /* start values -> elapsed */
+
 /*
  * The hypervisor's own limit: the same measurements as the vmi layer's,
  * written straight against libxenctrl/libxenevtchn/libxenforeignmemory
- * with nothing in between. 0 or -errno; *secs is the timed part.
+ * with nothing in between. 0 or -errno; *t is the timed part.
  */
 int direct_swbreak(uint32_t domid, uint64_t va, uint64_t gpa, unsigned n,
-    double *secs);
-int direct_step(uint32_t domid, unsigned vcpu, unsigned n, double *secs);
+    struct probe_clock *t);
+int direct_step(uint32_t domid, unsigned vcpu, unsigned n,
+    struct probe_clock *t);
 int direct_mem(uint32_t domid, uint64_t gpa, size_t len, double *secs);
 
 #endif

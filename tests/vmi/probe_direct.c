@@ -166,7 +166,7 @@ drain_all(struct dring *r)
 
 int
 direct_swbreak(uint32_t domid, uint64_t va, uint64_t gpa, unsigned n,
-    double *secs)
+    struct probe_clock *t)
 {
 	xenforeignmemory_handle *fm = xenforeignmemory_open(NULL, 0);
 	xen_pfn_t pfn = gpa >> XC_PAGE_SHIFT;
@@ -191,7 +191,7 @@ direct_swbreak(uint32_t domid, uint64_t va, uint64_t gpa, unsigned n,
 		goto out;
 	orig = page[gpa & (XC_PAGE_SIZE - 1)];
 	page[gpa & (XC_PAGE_SIZE - 1)] = 0xcc;
-	double t0 = probe_now();
+	probe_clock_start(t);
 	while (hits < n) {
 		vm_event_request_t req;
 
@@ -212,7 +212,7 @@ direct_swbreak(uint32_t domid, uint64_t va, uint64_t gpa, unsigned n,
 			give_back(&r, &req);
 		}
 	}
-	*secs = probe_now() - t0;
+	probe_clock_stop(t);
 	page[gpa & (XC_PAGE_SIZE - 1)] = orig;
 	xc_domain_pause(r.xch, domid);
 	drain_all(&r);
@@ -226,7 +226,8 @@ out:
 }
 
 int
-direct_step(uint32_t domid, unsigned vcpu, unsigned n, double *secs)
+direct_step(uint32_t domid, unsigned vcpu, unsigned n,
+    struct probe_clock *t)
 {
 	vcpu_guest_context_any_t ctx;
 	struct dring r;
@@ -252,7 +253,7 @@ direct_step(uint32_t domid, unsigned vcpu, unsigned n, double *secs)
 	xc_domain_unpause(r.xch, domid);
 	if (rc != 0)
 		goto off;
-	double t0 = probe_now();
+	probe_clock_start(t);
 	while (steps < n) {
 		vm_event_request_t req;
 
@@ -273,7 +274,7 @@ direct_step(uint32_t domid, unsigned vcpu, unsigned n, double *secs)
 			regs.rflags &= ~RFLAGS_TF;
 		dring_put(&r, &req, VM_EVENT_FLAG_SET_REGISTERS, &regs);
 	}
-	*secs = probe_now() - t0;
+	probe_clock_stop(t);
 off:
 	xc_domain_pause(r.xch, domid);
 	/* Leave neither TF nor the steps' DR6.BS behind: the guest's own

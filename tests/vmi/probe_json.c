@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "probe.h"
@@ -15,6 +16,34 @@ probe_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double
+tv_secs(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+void
+probe_clock_start(struct probe_clock *c)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	c->wall = probe_now();
+	c->cpu = tv_secs(ru.ru_utime) + tv_secs(ru.ru_stime);
+	c->sys = tv_secs(ru.ru_stime);
+}
+
+void
+probe_clock_stop(struct probe_clock *c)
+{
+	struct rusage ru;
+
+	c->wall = probe_now() - c->wall;
+	getrusage(RUSAGE_SELF, &ru);
+	c->cpu = tv_secs(ru.ru_utime) + tv_secs(ru.ru_stime) - c->cpu;
+	c->sys = tv_secs(ru.ru_stime) - c->sys;
 }
 
 void

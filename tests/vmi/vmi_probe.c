@@ -1021,8 +1021,8 @@ cmd_monitor_check(struct probe *p)
 static int open_session(struct probe *p, const struct vmi_config *cfg);
 
 static void
-bench_line(const char *what, const char *impl, unsigned n, double secs,
-    int err)
+bench_line(const char *what, const char *impl, unsigned n,
+    const struct probe_clock *t, int err)
 {
 	struct jline j;
 
@@ -1030,10 +1030,12 @@ bench_line(const char *what, const char *impl, unsigned n, double secs,
 	j_str(&j, "bench", what);
 	j_str(&j, "impl", impl);
 	j_int(&j, "n", n);
-	j_num(&j, "seconds", secs);
-	if (n > 0 && secs > 0) {
-		j_num(&j, "us_per_op", secs * 1e6 / n);
-		j_num(&j, "per_second", n / secs);
+	j_num(&j, "seconds", t->wall);
+	if (n > 0 && t->wall > 0) {
+		j_num(&j, "us_per_op", t->wall * 1e6 / n);
+		j_num(&j, "per_second", n / t->wall);
+		j_num(&j, "cpu_us_per_op", t->cpu * 1e6 / n);
+		j_num(&j, "sys_us_per_op", t->sys * 1e6 / n);
 	}
 	if (err != 0)
 		j_str(&j, "error", strerror(-err));
@@ -1041,11 +1043,11 @@ bench_line(const char *what, const char *impl, unsigned n, double secs,
 }
 
 /* An int3 at va (vCPU 0's page tables) for n hits in mode m, run until
- * done: the seconds it took, or -1 after reporting the failure. */
-static double
-run_swbreak(struct probe *p, enum mode m, uint64_t va, unsigned n)
+ * done and timed in *t: 0, or -1 after reporting the failure. */
+static int
+run_swbreak(struct probe *p, enum mode m, uint64_t va, unsigned n,
+    struct probe_clock *t)
 {
-	double t0;
 	uint64_t gpa;
 	int r;
 
@@ -1061,24 +1063,47 @@ run_swbreak(struct probe *p, enum mode m, uint64_t va, unsigned n)
 		fail(p, r, "arm");
 		return -1;
 	}
-	t0 = probe_now();
+	probe_clock_start(t);
 	run(p, 600);
-	return probe_now() - t0;
+	probe_clock_stop(t);
+	return 0;
+}
+
+/* What the layer did for a benchmark: per event, the hypercalls it cost. */
+static void
+stats_line(struct probe *p, const char *what)
+{
+	struct vmi_stats st;
+	struct jline j;
+
+	vmi_stats(p->v, &st);
+	j_begin(&j);
+	j_str(&j, "bench", what);
+	j_int(&j, "events", (long long)st.events);
+	j_int(&j, "responses", (long long)st.responses);
+	j_int(&j, "regs_reads", (long long)st.regs_reads);
+	j_int(&j, "regs_light_writes", (long long)st.regs_light_writes);
+	j_int(&j, "regs_writes", (long long)st.regs_writes);
+	j_int(&j, "regs_cached", (long long)st.regs_cached);
+	j_int(&j, "notifies", (long long)st.notifies);
+	j_int(&j, "pauses", (long long)st.pauses);
+	j_end(&j);
 }
 
 static int
 bench_swbreak(struct probe *p, uint64_t va, unsigned n)
 {
-	double secs = run_swbreak(p, M_BENCH_BP, va, n);
+	struct probe_clock t;
 	int r;
 
-	if (secs < 0)
+	if (run_swbreak(p, M_BENCH_BP, va, n, &t) != 0)
 		return 1;
-	bench_line("swbreak", "vmi", p->count, secs, p->err);
+	bench_line("swbreak", "vmi", p->count, &t, p->err);
+	stats_line(p, "swbreak-stats");
 	vmi_close(p->v);
 	p->v = NULL;
-	r = direct_swbreak(p->domid, va, p->gpa, n, &secs);
-	bench_line("swbreak", "direct", r == 0 ? n : 0, secs, r);
+	r = direct_swbreak(p->domid, va, p->gpa, n, &t);
+	bench_line("swbreak", "direct", r == 0 ? n : 0, &t, r);
 	return 0;
 }
 
@@ -1092,31 +1117,20 @@ bench_swbreak(struct probe *p, uint64_t va, unsigned n)
 static int
 bench_cycle(struct probe *p, uint64_t va, unsigned n)
 {
-	struct vmi_stats st;
-	struct jline j;
-	double secs;
+	struct probe_clock t;
 
 	p->quiet = true;
-	secs = run_swbreak(p, M_BREAK, va, n);
-	if (secs < 0)
+	if (run_swbreak(p, M_BREAK, va, n, &t) != 0)
 		return 1;
-	bench_line("cycle", "vmi", p->count, secs, p->err);
-	vmi_stats(p->v, &st);
-	j_begin(&j);
-	j_str(&j, "bench", "cycle-stats");
-	j_int(&j, "events", (long long)st.events);
-	j_int(&j, "responses", (long long)st.responses);
-	j_int(&j, "regs_reads", (long long)st.regs_reads);
-	j_int(&j, "regs_light_writes", (long long)st.regs_light_writes);
-	j_int(&j, "regs_writes", (long long)st.regs_writes);
-	j_end(&j);
+	bench_line("cycle", "vmi", p->count, &t, p->err);
+	stats_line(p, "cycle-stats");
 	return 0;
 }
 
 static int
 bench_step(struct probe *p, unsigned vcpu, unsigned n)
 {
-	double t0, secs;
+	struct probe_clock t;
 	int r;
 
 	p->mode = M_BENCH_STEP;
@@ -1128,14 +1142,15 @@ bench_step(struct probe *p, unsigned vcpu, unsigned n)
 	vmi_unpause(p->v);
 	if (r != 0)
 		return fail(p, r, "arm step");
-	t0 = probe_now();
+	probe_clock_start(&t);
 	run(p, 600);
-	secs = probe_now() - t0;
-	bench_line("step", "vmi", p->count, secs, p->err);
+	probe_clock_stop(&t);
+	bench_line("step", "vmi", p->count, &t, p->err);
+	stats_line(p, "step-stats");
 	vmi_close(p->v);
 	p->v = NULL;
-	r = direct_step(p->domid, vcpu, n, &secs);
-	bench_line("step", "direct", r == 0 ? n : 0, secs, r);
+	r = direct_step(p->domid, vcpu, n, &t);
+	bench_line("step", "direct", r == 0 ? n : 0, &t, r);
 	return 0;
 }
 
