@@ -28,6 +28,7 @@
 #include "vmi_insn.h"
 
 #define DRAIN_BATCH 64
+#define DISPATCH_ROUNDS 8
 #define INT3 0xCC
 
 /* DR7 fields (SDM vol. 3B, 17.2.4): L/G enable pairs, R/W and LEN. */
@@ -597,28 +598,42 @@ vmi_dispatch(struct vmi *v)
 	note_signal(v);
 	if (v->ops->drain == NULL || v->state == VMI_DOM_GONE)
 		goto out;
-	v->in_dispatch = true;
-	for (;;) {
-		int n = v->ops->drain(v->drv, evs, DRAIN_BATCH);
+	/* Rounds of drain, deliver, answer: the vCPUs just answered often
+	 * raise their next events (steps) before the answers' notification
+	 * has returned, and a next round takes them from the ring with no
+	 * wait and no system call. Bounded, so that a guest stepped without
+	 * end still lets the caller's loop see its other file descriptors. */
+	for (unsigned round = 0; round < DISPATCH_ROUNDS; round++) {
+		int n = 0, r;
 
-		if (n < 0) {
-			err = drv_result(v, n);
+		if (round > 0 && (v->finished || v->state == VMI_DOM_GONE))
 			break;
+		v->in_dispatch = true;
+		for (;;) {
+			n = v->ops->drain(v->drv, evs, DRAIN_BATCH);
+			if (n < 0) {
+				r = drv_result(v, n);
+				if (err == 0)
+					err = r;
+				break;
+			}
+			for (int i = 0; i < n; i++) {
+				r = deliver(v, &evs[i]);
+				if (r < 0 && err == 0)
+					err = r;
+			}
+			total += n;
+			if (n < DRAIN_BATCH)
+				break;
 		}
-		for (int i = 0; i < n; i++) {
-			int r = deliver(v, &evs[i]);
-
-			if (r < 0 && err == 0)
-				err = r;
-		}
-		total += n;
-		if (n < DRAIN_BATCH)
+		v->in_dispatch = false;
+		r = flush(v);
+		if (r < 0 && err == 0)
+			err = r;
+		if (n <= 0 || err != 0)
 			break;
+		poll_handler(v);
 	}
-	v->in_dispatch = false;
-	int r = flush(v);
-	if (r < 0 && err == 0)
-		err = r;
 out:
 	poll_handler(v);
 	return err ? err : total;

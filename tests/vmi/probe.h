@@ -50,8 +50,10 @@ void probe_clock_stop(struct probe_clock *c);   /* start values -> elapsed */
  */
 int direct_swbreak(uint32_t domid, uint64_t va, uint64_t gpa, unsigned n,
     struct probe_clock *t);
-int direct_step(uint32_t domid, unsigned vcpu, unsigned n,
-    struct probe_clock *t);
+/* va != 0: the steps start where the first vCPU to reach va (gpa) is;
+ * else on vcpu wherever it is. */
+int direct_step(uint32_t domid, unsigned vcpu, unsigned n, uint64_t va,
+    uint64_t gpa, struct probe_clock *t);
 int direct_mem(uint32_t domid, uint64_t gpa, size_t len, double *secs);
 
 #endif

@@ -225,9 +225,83 @@ out:
 	return rc;
 }
 
+/*
+ * Hold the first vCPU to reach va (an int3 at gpa, taken out again) and
+ * answer its event with TF set: *vcpu is that vCPU. Everything else met
+ * meanwhile goes back to the guest.
+ */
+static int
+step_start_at(struct dring *r, uint64_t va, uint64_t gpa, unsigned *vcpu)
+{
+	xenforeignmemory_handle *fm = xenforeignmemory_open(NULL, 0);
+	xen_pfn_t pfn = gpa >> XC_PAGE_SHIFT;
+	size_t off = gpa & (XC_PAGE_SIZE - 1);
+	uint8_t *page = NULL, orig;
+	int err = 0, rc;
+
+	if (fm == NULL)
+		return neg();
+	page = xenforeignmemory_map(fm, r->domid, PROT_READ | PROT_WRITE, 1,
+	    &pfn, &err);
+	if (page == NULL || err != 0) {
+		rc = page == NULL ? neg() : -err;
+		goto out;
+	}
+	rc = xc_monitor_software_breakpoint(r->xch, r->domid, true) ? neg() : 0;
+	if (rc != 0)
+		goto out;
+	orig = page[off];
+	page[off] = 0xcc;
+	for (;;) {
+		vm_event_request_t req;
+
+		rc = dring_get(r, &req);
+		if (rc != 0)
+			break;
+		if (req.reason == VM_EVENT_REASON_SOFTWARE_BREAKPOINT &&
+		    req.data.regs.x86.rip == va) {
+			struct vm_event_regs_x86 regs = req.data.regs.x86;
+
+			page[off] = orig;
+			*vcpu = req.vcpu_id;
+			regs.rflags |= RFLAGS_TF;
+			dring_put(r, &req, VM_EVENT_FLAG_SET_REGISTERS, &regs);
+			break;
+		}
+		give_back(r, &req);
+	}
+	page[off] = orig;
+	xc_monitor_software_breakpoint(r->xch, r->domid, false);
+out:
+	if (page != NULL)
+		xenforeignmemory_unmap(fm, page, 1);
+	xenforeignmemory_close(fm);
+	return rc;
+}
+
+/* TF on vcpu through its context (no event holds it): the first step. */
+static int
+step_start_now(struct dring *r, unsigned vcpu)
+{
+	vcpu_guest_context_any_t ctx;
+	int rc;
+
+	/* The first TF goes in through the vCPU context (XEN-LAB.md), every
+	 * later one in the response. */
+	xc_domain_pause(r->xch, r->domid);
+	if (xc_vcpu_getcontext(r->xch, r->domid, vcpu, &ctx) != 0) {
+		rc = neg();
+	} else {
+		ctx.x64.user_regs.rflags |= RFLAGS_TF;
+		rc = xc_vcpu_setcontext(r->xch, r->domid, vcpu, &ctx) ? neg() : 0;
+	}
+	xc_domain_unpause(r->xch, r->domid);
+	return rc;
+}
+
 int
-direct_step(uint32_t domid, unsigned vcpu, unsigned n,
-    struct probe_clock *t)
+direct_step(uint32_t domid, unsigned vcpu, unsigned n, uint64_t va,
+    uint64_t gpa, struct probe_clock *t)
 {
 	vcpu_guest_context_any_t ctx;
 	struct dring r;
@@ -240,17 +314,7 @@ direct_step(uint32_t domid, unsigned vcpu, unsigned n,
 		rc = neg();
 		goto out;
 	}
-	/* The first TF goes in through the vCPU context (XEN-LAB.md), every
-	 * later one in the response. */
-	xc_domain_pause(r.xch, domid);
-	if (xc_vcpu_getcontext(r.xch, domid, vcpu, &ctx) != 0) {
-		rc = neg();
-		xc_domain_unpause(r.xch, domid);
-		goto off;
-	}
-	ctx.x64.user_regs.rflags |= RFLAGS_TF;
-	rc = xc_vcpu_setcontext(r.xch, domid, vcpu, &ctx) ? neg() : 0;
-	xc_domain_unpause(r.xch, domid);
+	rc = va != 0 ? step_start_at(&r, va, gpa, &vcpu) : step_start_now(&r, vcpu);
 	if (rc != 0)
 		goto off;
 	probe_clock_start(t);

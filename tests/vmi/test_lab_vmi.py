@@ -294,12 +294,15 @@ def test_benchmark_figures(lab, tiny_symbols, figures):
     interleaved run by run so that the shared machine's load hits both
     alike; medians of the runs, and the layer's time over the direct one."""
     fn = tiny_symbols["tiny_step_counter"]
+    # Both step loops start where vCPU 0 enters tiny_fib (pure computing,
+    # no instruction Xen completes itself): the same instructions for both.
+    fib = tiny_symbols["tiny_fib"]
     # Wall time per event is what a user waits; dom0 CPU time per event
     # (vmi-probe's getrusage, hypercalls included) is what the layer
     # itself costs, whatever pace the guest and the shared machine set.
     per_op = {}
     for run in range(5):
-        for what, args in (("swbreak", f"{fn} 400"), ("step", "0 400")):
+        for what, args in (("swbreak", f"{fn} 400"), ("step", f"0 400 {fib}")):
             for l in probe(lab, "tiny", "bench", what, *args.split(), timeout=900):
                 if l.get("us_per_op") is not None:
                     for kind in ("us_per_op", "cpu_us_per_op"):
