@@ -225,6 +225,27 @@ def test_hardware_breakpoint(lab, tiny_symbols):
     assert_tiny_healthy(lab)
 
 
+def test_breakpoint_taken_back_leaves_no_stray_debug_exception(lab, tiny_symbols):
+    """Xen reloads a vCPU's DR7 only when it enables something, so a DR7
+    written back with nothing enabled left the session's last breakpoint
+    armed: one more #DB, with no cause, each time one was taken back, and
+    one after the session (vmi/xen/xen_dr7.c). tiny's vCPU 1 enables no
+    breakpoint of its own, and tiny counts every #DB without a cause."""
+    fn = tiny_symbols["tiny_vcpu1_work"]
+    no_cause = tiny_symbols["tiny_db_no_cause"]
+    regs = probe(lab, "tiny", "regs", 1)[0]
+    assert int(regs["dr7"], 16) & 0xff == 0, regs      # the premise
+    before = read_u64(lab, no_cause)
+    out = probe(lab, "tiny", "hwbreak", fn, 3)
+    hits = [l for l in out if l.get("event") == "hwbreak"]
+    assert len(hits) == 3 and all(h["vcpu"] == 1 for h in hits), out
+    time.sleep(2)                 # tiny_vcpu1_work runs many times a second
+    assert read_u64(lab, no_cause) == before, out
+    after = probe(lab, "tiny", "regs", 1)[0]
+    assert (after["dr3"], after["dr7"]) == (regs["dr3"], regs["dr7"]), (regs, after)
+    assert_tiny_healthy(lab)
+
+
 def test_write_watchpoint(lab, tiny_symbols):
     target = tiny_symbols["tiny_watch_target"]
     fn = tiny_symbols["tiny_step_counter"]

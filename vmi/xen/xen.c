@@ -79,6 +79,7 @@ xen_close(struct vmi_driver *d)
 	if (x->xch != NULL)
 		xc_interface_close(x->xch);
 	xen_regs_fini(x);
+	xen_dr7_fini(x);
 	free(x);
 }
 

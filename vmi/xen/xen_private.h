@@ -1,9 +1,10 @@
 /*
- * xen_private.h - the Xen driver's instance, shared by its two files.
+ * xen_private.h - the Xen driver's instance, shared by its files.
  */
 #ifndef VMI_XEN_PRIVATE_H
 #define VMI_XEN_PRIVATE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -66,6 +67,9 @@ struct xen_drv {
 	/* A request of another vm_event version was answered and dropped:
 	 * the next drain reports -EPROTO (once). */
 	bool proto_err;
+	/* Per vCPU: the inert DR7 written in place of one that enables
+	 * nothing (xen_dr7.c). */
+	struct xen_dr7 *dr7s;
 };
 
 int xen_get_regs(struct vmi_driver *d, unsigned vcpu, struct vmi_regs *r);
@@ -75,6 +79,12 @@ int xen_set_light_regs(struct vmi_driver *d, unsigned vcpu,
     const struct vmi_regs *r);
 /* Frees what xen_regs.c set up (xcall, its buffers, the header). */
 void xen_regs_fini(struct xen_drv *x);
+/* xen_dr7.c: DR3/DR7 as the session means them <-> as Xen must hold them. */
+void xen_dr7_to_xen(struct xen_drv *x, unsigned vcpu, uint64_t *dr3,
+    uint64_t *dr7);
+void xen_dr7_from_xen(struct xen_drv *x, unsigned vcpu, uint64_t *dr3,
+    uint64_t *dr7);
+void xen_dr7_fini(struct xen_drv *x);
 
 static inline struct xen_drv *
 xen_of(struct vmi_driver *d)

@@ -222,6 +222,7 @@ xen_get_regs(struct vmi_driver *d, unsigned vcpu, struct vmi_regs *r)
 		return ret;
 	memset(r, 0, sizeof(*r));
 	from_cpu(&cpu, r);
+	xen_dr7_from_xen(x, vcpu, &r->dr[3], &r->dr7);
 	/* A domain without an emulated local APIC has no TPR to read: CR8
 	 * is then reported as 0, the value it resets to. */
 	if (read_cr8(x, vcpu, &r->cr8) != 0)
@@ -330,6 +331,7 @@ set_by_record(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
 	}
 	if (ret == 0) {
 		to_cpu(r, &cpus[vcpu]);
+		xen_dr7_to_xen(x, vcpu, &cpus[vcpu].dr3, &cpus[vcpu].dr7);
 		ret = write_image(x, cpus, up);
 	}
 	if (paused)
@@ -547,6 +549,7 @@ set_by_vcpu_context(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
 		ctx.x64.debugreg[i] = r->dr[i];
 	ctx.x64.debugreg[6] = r->dr6;
 	ctx.x64.debugreg[7] = r->dr7;
+	xen_dr7_to_xen(x, vcpu, &ctx.x64.debugreg[3], &ctx.x64.debugreg[7]);
 	x->light_writes++;
 	ret = xen_err(xc_vcpu_setcontext(x->xch, x->domid, vcpu, &ctx));
 	/* What vcpu_setup_fpu leaves in XSTATE_BV (xen/arch/x86/i387.c).
