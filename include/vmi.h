@@ -341,6 +341,20 @@ int vmi_response_step(struct vmi *v, const struct vmi_event *ev,
     struct vmi_response *r, bool on);
 int vmi_step_arm(struct vmi *v, unsigned vcpu, bool on);
 bool vmi_stepping(const struct vmi *v, unsigned vcpu);
+/*
+ * Guard vcpu's next TF step (RFLAGS.TF; MTF needs none). A vCPU stepped
+ * with TF can take an interrupt before the instruction, and run other
+ * code, other tasks even, before the step's trap comes: code that passes
+ * a breakpoint a debugger took out for this step passes it unnoticed.
+ * Guarded, the step also arms an execution breakpoint at its start
+ * address in DR[VMI_STEP_SLOT], with RFLAGS.RF set so that the step's own
+ * instruction passes it: if the vCPU gets back there first, it stops and
+ * the event is reported as the step ending there (VMI_DEBUG_STEP). The
+ * breakpoint goes at the vCPU's next event. Costs one register write.
+ * Once: the step after is unguarded unless asked again. No guard where
+ * the step itself takes the slot (an instruction Xen completes).
+ */
+void vmi_step_guard_next(struct vmi *v, unsigned vcpu);
 
 /* ---- registers ---------------------------------------------------------- */
 
@@ -379,9 +393,18 @@ int vmi_hwbreak_clear(struct vmi *v, unsigned vcpu, unsigned slot);
  * before the instruction runs. A vCPU with a re-injected trap still to
  * take goes into the guest's handler first, not to RIP: that one also gets
  * a single step (in the same register write). It is then held by
- * whichever event comes first; vmi_hwbreak_clear(slot) and an answer
- * without a step undo it. -EBUSY if an event holds it already. */
-int vmi_park(struct vmi *v, unsigned vcpu, unsigned slot);
+ * whichever event comes first; vmi_unpark() and an answer without a step
+ * undo it. -EBUSY if an event holds it already.
+ * It does not hold a vCPU that an interrupt sends elsewhere first (on the
+ * way back to user space the guest may schedule another task): also, if
+ * not NULL, is an address it must not pass meanwhile either (where a
+ * debugger took a breakpoint out to step another vCPU over it), armed in
+ * the same write in a slot that neither the session nor the guest's DR7
+ * uses (none free: not armed). */
+int vmi_park(struct vmi *v, unsigned vcpu, unsigned slot, const uint64_t *also);
+/* Give back what vmi_park() armed on vcpu, in one register write (0 if
+ * nothing is armed any more). */
+int vmi_unpark(struct vmi *v, unsigned vcpu);
 
 /* ---- memory ------------------------------------------------------------- */
 

@@ -492,14 +492,29 @@ still_stands(struct stub *s, unsigned vcpu)
  * re-injected) it enters the guest's handler and comes back elsewhere
  * (seen in the lab: vCPU 0 ran past a removed breakpoint).
  */
+/*
+ * A park holds a vCPU only if it gets back to its RIP first, and it may
+ * not: an interrupt on the way back to user space can schedule another
+ * task, which then runs where gdb took a breakpoint out to step another
+ * vCPU over it (seen in the lab: calls of the hot function passed
+ * unreported, every time from a park at a user-space RIP). So while a
+ * vCPU steps, the parked ones also stop where it steps from (also, from
+ * stub_resume); held there, they meet the breakpoint gdb puts back as
+ * soon as they are resumed.
+ */
 static int
-park(struct stub *s, unsigned i)
+park(struct stub *s, unsigned i, const uint64_t *also)
 {
-	int r = vmi_park(s->v, i, STUB_PARK_SLOT);
+	int r = vmi_park(s->v, i, STUB_PARK_SLOT, also);
+	struct vmi_regs regs;
 
 	if (r == 0) {
 		s->vcpus[i].parked = true;
 		s->stats.parks++;
+		if (stub_log_level >= STUB_LOG_DEBUG &&
+		    vmi_get_regs(s->v, i, &regs) == 0)
+			log_debug("vCPU %u parked at %#llx", i,
+			    (unsigned long long)regs.g.rip);
 	} else {
 		log_warn("cannot hold vCPU %u while others run: %s", i,
 		    strerror(-r));
@@ -517,11 +532,14 @@ release(struct stub *s, unsigned i)
 	int r = 0;
 
 	if (vc->parked) {
-		r = vmi_hwbreak_clear(s->v, i, STUB_PARK_SLOT);
-		if (r == -ENOENT)
-			r = 0;
+		r = vmi_unpark(s->v, i);
 		vc->parked = false;
 	}
+	/* gdb steps a thread over a breakpoint it took out: should the
+	 * vCPU take an interrupt first and come back to that address from
+	 * elsewhere (another task), it stops there, not passes it. */
+	if (vc->act == STUB_ACT_STEP)
+		vmi_step_guard_next(s->v, i);
 	ev = vmi_pending(s->v, i);
 	if (ev != NULL) {
 		vmi_response_init(&rsp, ev);
@@ -541,7 +559,8 @@ int
 stub_resume(struct stub *s, const struct rsp_vcont_action *acts, size_t n)
 {
 	struct rsp_reply *out = &s->conn->reply;
-	int r = 0;
+	struct vmi_regs sregs;
+	int r = 0, stepper;
 
 	if (s->v == NULL) {
 		if (!s->gone)
@@ -572,12 +591,15 @@ stub_resume(struct stub *s, const struct rsp_vcont_action *acts, size_t n)
 		}
 		vc->stop.valid = false;
 	}
+	stepper = stepping_vcpu(s);
+	if (stepper >= 0 && vmi_get_regs(s->v, (unsigned)stepper, &sregs) != 0)
+		stepper = -1;
 	for (unsigned i = 0; i < s->nvcpus && r == 0; i++) {
 		struct stub_vcpu *vc = &s->vcpus[i];
 
 		if (vc->act == STUB_ACT_STOP) {
 			if (vmi_pending(s->v, i) == NULL && !vc->parked)
-				park(s, i);
+				park(s, i, stepper >= 0 ? &sregs.g.rip : NULL);
 			continue;
 		}
 		r = release(s, i);

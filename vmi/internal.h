@@ -80,6 +80,12 @@ struct vmi_vcpu {
 	 * itself is armed; dr_step_hit: the pending event is its stop. */
 	bool dr_step;
 	bool dr_step_hit;
+	/* The slot guards a TF step's start instead (vmi_step_guard_next):
+	 * it goes at the next event whatever that is. guard_next: asked
+	 * for, not armed yet. */
+	bool guard, guard_next;
+	/* vmi_park's slots, -1: none. */
+	int8_t park_slot, park_also;
 	/* The registers last read or written while the vCPU could not run
 	 * (domain paused by the session, or held by an event): they cannot
 	 * change until it runs, so reading them again costs no hypercall. */

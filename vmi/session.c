@@ -132,6 +132,8 @@ vmi_open(struct vmi **out, struct vmi_driver *drv,
 		v->vcpus = calloc(info.nr_vcpus, sizeof(*v->vcpus));
 		if (v->vcpus == NULL)
 			r = -ENOMEM;
+		for (unsigned i = 0; r == 0 && i < info.nr_vcpus; i++)
+			v->vcpus[i].park_slot = v->vcpus[i].park_also = -1;
 	}
 	if (r == 0)
 		r = vmi_cache_init(&v->cache, drv,
@@ -365,6 +367,12 @@ classify(struct vmi *v, struct vmi_event *ev)
 	if (step_here) {
 		ev->u.debug.cause = VMI_DEBUG_STEP;
 		vc->dr_step_hit = true;
+		/* A guard's hit: the step's TF went into an interrupt frame
+		 * that has not come back yet, on whichever vCPU that context
+		 * next runs. */
+		if (vc->guard)
+			for (unsigned i = 0; i < v->nr_vcpus; i++)
+				v->vcpus[i].tf_stale = true;
 		vc->dr6_dirty |= 1ULL << VMI_STEP_SLOT;
 		return;
 	}
@@ -488,7 +496,8 @@ step_dr_done(struct vmi *v, unsigned vcpu)
 {
 	struct vmi_vcpu *vc = &v->vcpus[vcpu];
 
-	if (!vc->dr_step_hit || !vc->dr_step)
+	/* A guard goes at the vCPU's next event, hit or not. */
+	if (!vc->dr_step || !(vc->dr_step_hit || vc->guard))
 		return 0;
 	return slot_clear(v, vcpu, VMI_STEP_SLOT, 1ULL << VMI_STEP_SLOT);
 }
@@ -1024,6 +1033,50 @@ step_over_held(struct vmi *v, unsigned vcpu, struct vmi_response *r,
 	return 0;
 }
 
+void
+vmi_step_guard_next(struct vmi *v, unsigned vcpu)
+{
+	if (vcpu < v->nr_vcpus)
+		v->vcpus[vcpu].guard_next = true;
+}
+
+/* Take the guard asked for (vmi_step_guard_next): once, and only with
+ * the step slot free (dropping: a step breakpoint of the vCPU's that this
+ * write takes back). */
+static bool
+guard_want(struct vmi_vcpu *vc, bool dropping)
+{
+	bool want = vc->guard_next && (dropping || step_slot_free(vc));
+
+	vc->guard_next = false;
+	return want;
+}
+
+/* The guard of a held vCPU's TF step, at the RIP it resumes at (the
+ * response's): the breakpoint written now (a response carries no debug
+ * registers), RF in the response. */
+static int
+guard_held(struct vmi *v, unsigned vcpu, struct vmi_response *r)
+{
+	struct vmi_vcpu *vc = &v->vcpus[vcpu];
+	struct vmi_regs regs;
+	int ret;
+
+	if (!guard_want(vc, false))
+		return 0;
+	ret = vmi_get_regs(v, vcpu, &regs);
+	if (ret != 0)
+		return ret;
+	arm_slot(vc, &regs, VMI_STEP_SLOT, r->regs.rip, VMI_HW_EXEC, 0);
+	ret = vmi_set_regs(v, vcpu, &regs);
+	if (ret != 0)
+		return ret;
+	step_slot_taken(vc, r->regs.rip);
+	vc->guard = true;
+	r->regs.rflags |= VMI_RFLAGS_RF;
+	return 0;
+}
+
 int
 vmi_response_step(struct vmi *v, const struct vmi_event *ev,
     struct vmi_response *r, bool on)
@@ -1061,6 +1114,8 @@ vmi_response_step(struct vmi *v, const struct vmi_event *ev,
 	case VMI_STEP_TF:
 		if (on)
 			ret = vmi_monitor(v, VMI_MON_DEBUG, true);
+		if (ret == 0 && on && vc->guard_next)
+			ret = guard_held(v, ev->vcpu, r);
 		if (ret != 0)
 			return ret;
 		r->flags |= VMI_RSP_SET_REGS;
@@ -1197,7 +1252,7 @@ step_arm(struct vmi *v, unsigned vcpu, bool on, bool use_slot)
 	struct vmi_vcpu *vc;
 	struct vmi_regs regs;
 	struct vmi_as as;
-	bool drop;
+	bool drop, guard;
 	unsigned len = 0;
 	int r = 0;
 
@@ -1242,6 +1297,11 @@ step_arm(struct vmi *v, unsigned vcpu, bool on, bool use_slot)
 		regs.g.rflags |= VMI_RFLAGS_TF;
 	else
 		regs.g.rflags &= ~VMI_RFLAGS_TF;
+	guard = on && guard_want(vc, drop);
+	if (guard) {
+		arm_slot(vc, &regs, VMI_STEP_SLOT, regs.g.rip, VMI_HW_EXEC, 0);
+		regs.g.rflags |= VMI_RFLAGS_RF;
+	}
 	r = vmi_set_regs(v, vcpu, &regs);
 	if (r == 0) {
 		/* Off without the trap having come (no event holds it): it
@@ -1251,6 +1311,10 @@ step_arm(struct vmi *v, unsigned vcpu, bool on, bool use_slot)
 		vc->tf = on;
 		if (drop)
 			slot_given_back(vc, VMI_STEP_SLOT);
+		if (guard) {
+			step_slot_taken(vc, regs.g.rip);
+			vc->guard = true;
+		}
 	}
 	return r;
 }
@@ -1333,7 +1397,7 @@ slot_armed(struct vmi_vcpu *vc, unsigned slot, uint64_t addr,
 	vc->hw_addr[slot] = addr;
 	vc->hw_kind[slot] = (uint8_t)kind;
 	if (slot == VMI_STEP_SLOT)
-		vc->dr_step = false;
+		vc->dr_step = vc->guard = false;
 }
 
 /* Put the guest's own DR[slot] and its DR7 bits back into regs, and its
@@ -1356,7 +1420,7 @@ slot_given_back(struct vmi_vcpu *vc, unsigned slot)
 {
 	vc->hw_used &= (uint8_t)~(1u << slot);
 	if (slot == VMI_STEP_SLOT)
-		vc->dr_step = false;
+		vc->dr_step = vc->guard = false;
 }
 
 int
@@ -1397,8 +1461,19 @@ vmi_hwbreak_set(struct vmi *v, unsigned vcpu, unsigned slot, uint64_t addr,
  * nothing but the park's breakpoint when it uses VMI_STEP_SLOT. MTF is
  * at worst late, so it stays when there is no slot for the breakpoint.
  */
+/* A slot for vmi_park's second address: not the session's, not enabled
+ * by the guest (regs: its DR7 as the vCPU has it now); -1 if none. */
+static int
+park_also_slot(const struct vmi_vcpu *vc, const struct vmi_regs *regs)
+{
+	for (int s = 2; s >= 0; s--)
+		if (!(vc->hw_used & (1u << s)) && !((regs->dr7 >> (2 * s)) & 3))
+			return s;
+	return -1;
+}
+
 int
-vmi_park(struct vmi *v, unsigned vcpu, unsigned slot)
+vmi_park(struct vmi *v, unsigned vcpu, unsigned slot, const uint64_t *also)
 {
 	struct vmi_regs regs;
 	struct vmi_vcpu *vc;
@@ -1406,7 +1481,7 @@ vmi_park(struct vmi *v, unsigned vcpu, unsigned slot)
 	uint64_t rip;
 	unsigned len = 0;
 	bool use_slot, drop, tf;
-	int r;
+	int r, also_slot = -1;
 
 	if (vcpu >= v->nr_vcpus || slot >= 4)
 		return -EINVAL;
@@ -1415,11 +1490,19 @@ vmi_park(struct vmi *v, unsigned vcpu, unsigned slot)
 		return -EBUSY;    /* held already */
 	if (!vmi_has(v, VMI_CAP_HWBREAK))
 		return -EOPNOTSUPP;
+	vc->park_slot = vc->park_also = -1;
 	if (vmi_step_mechanism(v, NULL) == VMI_STEP_MTF) {
 		r = vmi_get_regs(v, vcpu, &regs);
 		if (r == 0)
 			r = vmi_hwbreak_set(v, vcpu, slot, regs.g.rip,
 			    VMI_HW_EXEC, 1);
+		if (r == 0)
+			vc->park_slot = (int8_t)slot;
+		if (r == 0 && also != NULL &&
+		    (also_slot = park_also_slot(vc, &regs)) >= 0 &&
+		    vmi_hwbreak_set(v, vcpu, (unsigned)also_slot, *also,
+		    VMI_HW_EXEC, 1) == 0)
+			vc->park_also = (int8_t)also_slot;
 		return r == 0 ? step_arm(v, vcpu, true,
 		    slot != VMI_STEP_SLOT && step_slot_free(vc)) : r;
 	}
@@ -1439,6 +1522,18 @@ vmi_park(struct vmi *v, unsigned vcpu, unsigned slot)
 	arm_slot(vc, &regs, slot, rip, VMI_HW_EXEC, 0);
 	if (use_slot)
 		arm_slot(vc, &regs, VMI_STEP_SLOT, rip + len, VMI_HW_EXEC, 0);
+	if (also != NULL) {
+		/* The slots just armed are not in hw_used yet. */
+		uint8_t used = vc->hw_used;
+
+		vc->hw_used |= (uint8_t)((1u << slot) |
+		    (use_slot ? 1u << VMI_STEP_SLOT : 0));
+		also_slot = park_also_slot(vc, &regs);
+		vc->hw_used = used;
+		if (also_slot >= 0)
+			arm_slot(vc, &regs, (unsigned)also_slot, *also,
+			    VMI_HW_EXEC, 0);
+	}
 	/* TF only for a vCPU with a re-injected trap still to take: that one
 	 * goes into the guest's handler, not to RIP, and DR3 alone would let
 	 * it run on. Otherwise DR3 alone: a TF the vCPU carries into an
@@ -1453,12 +1548,52 @@ vmi_park(struct vmi *v, unsigned vcpu, unsigned slot)
 	r = vmi_set_regs(v, vcpu, &regs);
 	if (r == 0) {
 		slot_armed(vc, slot, rip, VMI_HW_EXEC);
+		vc->park_slot = (int8_t)slot;
+		if (also_slot >= 0) {
+			slot_armed(vc, (unsigned)also_slot, *also, VMI_HW_EXEC);
+			vc->park_also = (int8_t)also_slot;
+		}
 		if (use_slot)
 			step_slot_taken(vc, rip + len);
 		if (drop)
 			slot_given_back(vc, VMI_STEP_SLOT);
 		vc->tf = tf;
 	}
+	return r;
+}
+
+int
+vmi_unpark(struct vmi *v, unsigned vcpu)
+{
+	struct vmi_vcpu *vc;
+	struct vmi_regs regs;
+	int slots[2], n = 0, r;
+	uint8_t used;
+
+	if (vcpu >= v->nr_vcpus)
+		return -EINVAL;
+	vc = &v->vcpus[vcpu];
+	if (vc->park_slot >= 0 && (vc->hw_used & (1u << vc->park_slot)))
+		slots[n++] = vc->park_slot;
+	if (vc->park_also >= 0 && (vc->hw_used & (1u << vc->park_also)))
+		slots[n++] = vc->park_also;
+	vc->park_slot = vc->park_also = -1;
+	if (n == 0)
+		return 0;
+	r = vmi_get_regs(v, vcpu, &regs);
+	if (r != 0)
+		return r;
+	/* Each restore sees the slots restored before it as gone (GE/LE). */
+	used = vc->hw_used;
+	for (int i = 0; i < n; i++) {
+		slot_restore(vc, &regs, (unsigned)slots[i]);
+		vc->hw_used &= (uint8_t)~(1u << slots[i]);
+	}
+	vc->hw_used = used;
+	r = vmi_set_regs(v, vcpu, &regs);
+	if (r == 0)
+		for (int i = 0; i < n; i++)
+			slot_given_back(vc, (unsigned)slots[i]);
 	return r;
 }
 
@@ -1574,6 +1709,8 @@ restore_vcpu(struct vmi *v, unsigned i, int *first)
 		vc->hw_used = 0;
 		vc->dr_step = false;
 		vc->dr_step_hit = false;
+		vc->guard = vc->guard_next = false;
+		vc->park_slot = vc->park_also = -1;
 		vc->tf = false;
 		vc->dr6_dirty = 0;
 		vc->deferred = false;

@@ -11,7 +11,8 @@
  * and no event holds it, and does just enough for a debugger's events to
  * be real ones:
  *   - an enabled DR0-3 execution breakpoint at RIP: #DB, before executing
- *     (SDM vol. 3B 17.3.1.1: a fault);
+ *     (SDM vol. 3B 17.3.1.1: a fault), unless RFLAGS.RF lets one
+ *     instruction pass;
  *   - an int3 at RIP: a software breakpoint event, RIP at the int3 (as
  *     Xen reports it);
  *   - RFLAGS.TF: one instruction (one byte: the text is NOPs), then #DB;
@@ -67,6 +68,7 @@
 #define PAGE UINT64_C(4096)
 
 #define TF (1ULL << 8)
+#define RF (1ULL << 16)
 #define DR6_BS (1ULL << 14)
 #define DR6_INIT 0xffff0ff0ULL
 #define EVENTTYPE_HW_EXCEPTION 3   /* xen/arch-x86/hvm/... X86_EVENTTYPE_* */
@@ -330,7 +332,11 @@ run(unsigned vcpu)
 
 	if (open_drv == NULL || w->pauses > 0 || held[vcpu] || off[vcpu])
 		return;
-	slot = dr_exec_hit(r);
+	/* RFLAGS.RF: no instruction breakpoint for one instruction (SDM
+	 * vol. 3B 17.3.1.1), then the CPU clears it. */
+	slot = (r->g.rflags & RF) ? -1 : dr_exec_hit(r);
+	if (r->g.rflags & TF)
+		r->g.rflags &= ~RF;
 	if (slot >= 0)
 		trap(vcpu, VMI_EVENT_DEBUG, 1ULL << slot);
 	else if (gpa_of(r, r->g.rip, &gpa) == 0 && w->mem[gpa] == 0xcc)

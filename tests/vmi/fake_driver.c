@@ -149,6 +149,7 @@ f_set_light_regs(struct vmi_driver *d, unsigned vcpu, const struct vmi_regs *r)
 	struct vmi_regs *w = &W(d)->regs[vcpu];
 
 	fake_log(W(d), "set_light_regs:%u", vcpu);
+	W(d)->set_regs_calls++;
 	if (gone(W(d)))
 		return -ESRCH;
 	w->g = r->g;
@@ -162,6 +163,7 @@ static int
 f_set_regs(struct vmi_driver *d, unsigned vcpu, const struct vmi_regs *r)
 {
 	fake_log(W(d), "set_regs:%u", vcpu);
+	W(d)->set_regs_calls++;
 	if (gone(W(d)))
 		return -ESRCH;
 	if (r->cr8 != W(d)->regs[vcpu].cr8)

@@ -48,7 +48,7 @@ struct fake_world {
 	int shutdown_reason;
 	int drain_error;        /* returned once by drain() if set */
 	unsigned map_calls, mapped_chunks;
-	unsigned get_regs_calls;
+	unsigned get_regs_calls, set_regs_calls;
 	bool closed;
 	/* As Xen does: a response's registers wait for the vCPU's next
 	 * resume (fake_resume) and are dropped by monitor_stop. */

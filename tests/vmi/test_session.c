@@ -1033,7 +1033,7 @@ t_park_is_one_write(void **state)
 	world.regs[1].g.rip = 0xffffffff80001234ULL;
 	v = open_on(FAKE_AMD, NULL, 0, 0);
 	assert_int_equal(vmi_pause(v), 0);
-	assert_int_equal(vmi_park(v, 1, 3), 0);
+	assert_int_equal(vmi_park(v, 1, 3, NULL), 0);
 	vmi_stats(v, &st);
 	assert_int_equal(st.regs_light_writes + st.regs_writes, 1);
 	assert_int_equal(world.regs[1].dr[3], 0xffffffff80001234ULL);
@@ -1083,6 +1083,127 @@ t_stale_tf_trap_is_ours_once(void **state)
 		assert_int_equal(vmi_dispatch(v), 1);
 		assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STALE_STEP);
 	}
+	vmi_close(v);
+}
+
+/* vmi_step_guard_next: DR3 at the step's start with RF over its own
+ * instruction; a hit there ends the step and marks TF copies stale; the
+ * slot goes at the next event, hit or not. */
+static void
+t_step_guard(void **state)
+{
+	struct rec rc = { .verdict = VMI_HOLD };
+	struct vmi_event ev = sync_event(VMI_EVENT_SWBREAK, 1, 0x4000);
+	const uint64_t l3 = 1ULL << 6, rwlen3 = 0xfULL << 28;
+	struct vmi_response r;
+	struct vmi *v;
+
+	(void)state;
+	v = open_on(FAKE_AMD, &rc, 0, 0);
+	fake_push(&world, &ev);
+	assert_int_equal(vmi_dispatch(v), 1);
+	vmi_step_guard_next(v, 1);
+	vmi_response_init(&r, vmi_pending(v, 1));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
+	assert_true(r.regs.rflags & VMI_RFLAGS_TF);
+	assert_true(r.regs.rflags & VMI_RFLAGS_RF);
+	assert_int_equal(world.regs[1].dr[3], 0x4000);
+	assert_true(world.regs[1].dr7 & l3);
+	assert_int_equal(world.regs[1].dr7 & rwlen3, 0);        /* execute */
+	assert_int_equal(vmi_respond(v, 1, &r), 0);
+
+	/* Back at 0x4000 before the step's trap: the step ends there. (The
+	 * fake applies the response's RF; a CPU clears it after the first
+	 * instruction, so no event carries it.) */
+	world.regs[1].g.rflags &= ~VMI_RFLAGS_RF;
+	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4000);
+	fake_push(&world, &ev);
+	assert_int_equal(vmi_dispatch(v), 1);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
+	assert_false(world.regs[1].dr7 & l3);
+	/* The TF that went into an interrupt frame traps later, anywhere. */
+	rc.verdict = VMI_RESUME;
+	ev = sync_event(VMI_EVENT_DEBUG, 0, 0xffffffff81000000ULL);
+	ev.regs.rflags |= VMI_RFLAGS_TF;
+	fake_push(&world, &ev);
+	assert_int_equal(vmi_dispatch(v), 1);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STALE_STEP);
+	rc.verdict = VMI_HOLD;
+
+	/* Guarded again; this time the trap comes: the guard goes too. */
+	vmi_step_guard_next(v, 1);
+	vmi_response_init(&r, vmi_pending(v, 1));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
+	assert_int_equal(vmi_respond(v, 1, &r), 0);
+	assert_true(world.regs[1].dr7 & l3);
+	world.regs[1].g.rflags &= ~VMI_RFLAGS_RF;
+	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4003);
+	fake_push(&world, &ev);
+	assert_int_equal(vmi_dispatch(v), 1);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
+	assert_false(world.regs[1].dr7 & l3);
+
+	/* Unguarded unless asked again. */
+	vmi_response_init(&r, vmi_pending(v, 1));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
+	assert_false(r.regs.rflags & VMI_RFLAGS_RF);
+	assert_false(world.regs[1].dr7 & l3);
+	assert_int_equal(vmi_respond(v, 1, &r), 0);
+
+	/* A vCPU no event holds: through its registers, in one write. */
+	assert_int_equal(vmi_pause(v), 0);
+	vmi_step_guard_next(v, 3);
+	assert_int_equal(vmi_step_arm(v, 3, true), 0);
+	assert_int_equal(world.regs[3].dr[3], world.regs[3].g.rip);
+	assert_true(world.regs[3].dr7 & l3);
+	assert_true(world.regs[3].g.rflags & VMI_RFLAGS_RF);
+	assert_int_equal(vmi_unpause(v), 0);
+	vmi_close(v);
+	/* Teardown gave the slot back. */
+	assert_false(world.regs[3].dr7 & l3);
+}
+
+/* vmi_park's second address: a slot neither the session nor the guest
+ * uses, in the same write; its hit is the session's; vmi_unpark gives
+ * both back in one write. */
+static void
+t_park_also_and_unpark(void **state)
+{
+	struct rec rc = { .verdict = VMI_HOLD };
+	const uint64_t also = 0xffffffff81000000ULL;
+	struct vmi_event ev;
+	struct vmi *v;
+	unsigned writes;
+
+	(void)state;
+	/* The guest's own DR0 (tiny's self-test) and DR2 are in use. */
+	world.regs[2].dr7 = 0x411;
+	world.regs[2].dr[0] = 0x1234;
+	world.regs[2].dr[2] = 0x5678;
+	v = open_on(FAKE_AMD, &rc, 0, 0);
+	assert_int_equal(vmi_pause(v), 0);
+	assert_int_equal(vmi_park(v, 2, 3, &also), 0);
+	assert_int_equal(world.regs[2].dr[3], world.regs[2].g.rip);
+	assert_int_equal(world.regs[2].dr[1], also);
+	assert_true(world.regs[2].dr7 & (3u << 2));     /* slot 1 */
+	assert_int_equal(world.regs[2].dr[0], 0x1234);
+	assert_int_equal(world.regs[2].dr[2], 0x5678);
+	assert_int_equal(vmi_unpause(v), 0);
+
+	ev = sync_event(VMI_EVENT_DEBUG, 2, also);
+	fake_push(&world, &ev);
+	assert_int_equal(vmi_dispatch(v), 1);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_HWBREAK);
+	assert_int_equal(rc.last.u.debug.slot, 1);
+
+	writes = world.set_regs_calls;
+	assert_int_equal(vmi_unpark(v, 2), 0);
+	assert_int_equal(world.set_regs_calls, writes + 1);
+	assert_int_equal(world.regs[2].dr7, 0x411);
+	assert_int_equal(world.regs[2].dr[0], 0x1234);
+	assert_int_equal(world.regs[2].dr[2], 0x5678);
+	assert_int_equal(vmi_unpark(v, 2), 0);           /* nothing left */
+	assert_int_equal(world.set_regs_calls, writes + 1);
 	vmi_close(v);
 }
 
@@ -1496,14 +1617,14 @@ t_step_slot_and_park(void **state)
 	assert_int_equal(vmi_pause(v), 0);
 	/* Parked with DR3 (as vmistub parks): DR3 at RIP, no TF over rdmsr,
 	 * no second breakpoint. */
-	assert_int_equal(vmi_park(v, 2, 3), 0);
+	assert_int_equal(vmi_park(v, 2, 3, NULL), 0);
 	assert_int_equal(world.regs[2].dr[3], 0x1002);
 	assert_false(world.regs[2].g.rflags & VMI_RFLAGS_TF);
 	assert_false(vmi_stepping(v, 2));
 	/* Parked with DR2: DR2 at RIP and DR3 after wrmsr, one write. */
 	vmi_stats(v, &st);
 	uint64_t writes = st.regs_writes + st.regs_light_writes;
-	assert_int_equal(vmi_park(v, 3, 2), 0);
+	assert_int_equal(vmi_park(v, 3, 2, NULL), 0);
 	vmi_stats(v, &st);
 	assert_int_equal(st.regs_writes + st.regs_light_writes, writes + 1);
 	assert_int_equal(world.regs[3].dr[2], 0x1010);
@@ -1533,7 +1654,7 @@ t_step_slot_and_park(void **state)
 	assert_int_equal(world.regs[3].dr7, 0);
 	assert_int_equal(vmi_step_arm(v, 3, true), 0);
 	assert_step_dr3(3, 0x1012);
-	assert_int_equal(vmi_park(v, 3, 3), 0);
+	assert_int_equal(vmi_park(v, 3, 3, NULL), 0);
 	assert_int_equal(world.regs[3].dr[3], 0x1010);
 	assert_false(vmi_stepping(v, 3));
 	ev = sync_event(VMI_EVENT_DEBUG, 3, 0x1010);
@@ -1606,6 +1727,8 @@ main(void)
 		T(t_registers_cached_while_frozen),
 		T(t_park_is_one_write),
 		T(t_stale_tf_trap_is_ours_once),
+		T(t_step_guard),
+		T(t_park_also_and_unpark),
 		T(t_bad_vcpu_event_is_answered),
 		T(t_teardown_mtf_off_everywhere),
 		T(t_emulate_only_for_memaccess),
