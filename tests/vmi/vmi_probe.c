@@ -764,6 +764,19 @@ cmd_break(struct probe *p, uint64_t va, unsigned count, double timeout)
 	return run_and_report(p, timeout);
 }
 
+/* Steps start where the first vCPU to reach va (vcpu's page tables) is:
+ * an int3 there, taken out at the hit (on_step). */
+static int
+step_from(struct probe *p, unsigned vcpu, uint64_t va)
+{
+	int r = virt_to_phys(p, vcpu, va, &p->gpa);
+
+	p->target = -1;
+	if (r == 0)
+		r = vmi_monitor(p->v, VMI_MON_SWBREAK, true);
+	return r == 0 ? vmi_patch(p->v, p->gpa, "\xcc", 1) : r;
+}
+
 static int
 cmd_step(struct probe *p, unsigned vcpu, unsigned n, int have_addr,
     uint64_t va, double timeout)
@@ -773,12 +786,7 @@ cmd_step(struct probe *p, unsigned vcpu, unsigned n, int have_addr,
 	p->mode = M_STEP;
 	p->want = n < MAX_RECORD ? n : MAX_RECORD - 1;
 	if (have_addr) {
-		p->target = -1;
-		r = virt_to_phys(p, vcpu, va, &p->gpa);
-		if (r == 0)
-			r = vmi_monitor(p->v, VMI_MON_SWBREAK, true);
-		if (r == 0)
-			r = vmi_patch(p->v, p->gpa, "\xcc", 1);
+		r = step_from(p, vcpu, va);
 	} else {
 		struct vmi_regs regs;
 
@@ -1144,12 +1152,7 @@ bench_step(struct probe *p, unsigned vcpu, unsigned n, int have_addr,
 	p->mode = M_BENCH_STEP;
 	p->want = n;
 	if (have_addr) {
-		p->target = -1;
-		r = virt_to_phys(p, vcpu, va, &p->gpa);
-		if (r == 0)
-			r = vmi_monitor(p->v, VMI_MON_SWBREAK, true);
-		if (r == 0)
-			r = vmi_patch(p->v, p->gpa, "\xcc", 1);
+		r = step_from(p, vcpu, va);
 	} else {
 		p->target = (int)vcpu;
 		r = vmi_pause(p->v);
