@@ -1,16 +1,18 @@
 /*
  * xen_dr7.c - never hand Xen a DR7 that enables nothing.
  *
- * Xen (4.17, and master as of this writing) loads a vCPU's debug
- * registers lazily: svm_restore_dr()/vmx_restore_dr() copy DR0-3 and DR7
- * into the CPU and the VMCB/VMCS only when the DR7 it holds for the vCPU
- * enables a breakpoint (DR7_ACTIVE_MASK), and neither
- * arch_set_info_guest() nor the HVM CPU record's loader touch the
- * VMCB/VMCS themselves (xen/arch/x86/hvm/svm/svm.c, domain.c, hvm.c). So
- * a DR7 written through XEN_DOMCTL_setvcpucontext or the save record
- * with nothing enabled leaves the *previous* DR7 in force, over whatever
- * DR0-3 the physical CPU last held, until the guest itself next touches
- * a debug register. Measured in the lab: after vmistub took its DR3
+ * On SVM, Xen (4.17, and master as of this writing) loads a vCPU's debug
+ * registers lazily: svm_restore_dr() copies DR0-3 and DR7 into the CPU
+ * and the VMCB only when the DR7 it holds for the vCPU enables a
+ * breakpoint (DR7_ACTIVE_MASK), and neither arch_set_info_guest() (SVM
+ * has no set_info_guest hook) nor the HVM CPU record's loader
+ * (svm_vmcb_restore) write the VMCB's DR7 themselves
+ * (xen/arch/x86/hvm/svm/svm.c, domain.c, hvm.c). So a DR7 written through
+ * XEN_DOMCTL_setvcpucontext or the save record with nothing enabled
+ * leaves the *previous* DR7 in force, over whatever DR0-3 the physical
+ * CPU last held, until the guest itself next touches a debug register.
+ * (VMX writes GUEST_DR7 in vmx_set_info_guest and vmx_vmcs_restore: no
+ * such problem, and nothing is done there.) Measured in the lab: after vmistub took its DR3
  * breakpoint back, the vCPU trapped at the same address once more, a #DB
  * with no cause; re-injected into the Linux guest's init in user mode,
  * that #DB became a SIGTRAP and killed it (kernel panic). And every
@@ -64,7 +66,7 @@ void
 xen_dr7_to_xen(struct xen_drv *x, unsigned vcpu, uint64_t *dr3,
     uint64_t *dr7)
 {
-	struct xen_dr7 *s = state_of(x, vcpu);
+	struct xen_dr7 *s = x->svm ? state_of(x, vcpu) : NULL;
 
 	if (s == NULL)
 		return;
@@ -83,7 +85,7 @@ void
 xen_dr7_from_xen(struct xen_drv *x, unsigned vcpu, uint64_t *dr3,
     uint64_t *dr7)
 {
-	struct xen_dr7 *s = state_of(x, vcpu);
+	struct xen_dr7 *s = x->svm ? state_of(x, vcpu) : NULL;
 
 	if (s == NULL)
 		return;
