@@ -4,7 +4,7 @@ VMISTUB_LAB_GUESTS for development runs)."""
 
 import pytest
 
-from stublab import stub_start, stub_stop, wait_log
+from stublab import int3_offset, stub_start, stub_stop, wait_log
 
 
 @pytest.fixture(scope="module")
@@ -19,3 +19,15 @@ def detached(lab, port):
     """Each test starts and ends with no gdb attached (vmistub detached)."""
     yield
     wait_log(lab, "detached from domain", timeout=30)
+
+
+@pytest.fixture
+def int3_before(lab, request):
+    """tiny's int3 balance (stublab.int3_offset) when the test starts: a
+    test checks that its own session neither lost nor added one. An offset
+    found already is reported with the lab's incidents: it came from
+    elsewhere (another test, or the nested emulation)."""
+    offset = int3_offset(lab)
+    if offset:
+        lab.incidents.append(f"tiny's own #BP count was off by {offset} before {request.node.name}")
+    return offset

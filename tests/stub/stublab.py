@@ -186,6 +186,14 @@ def progress_lines(lab):
             for l in re.findall(r"^tiny: iter=.*$", lab.console("tiny"), re.M)]
 
 
+def int3_offset(lab):
+    """tiny's own int3 self-test reaches its #BP handler once per iteration:
+    its bp count minus its iterations, from its last report (0 while every
+    one of them arrived exactly once)."""
+    last = progress_lines(lab)[-1]
+    return last["bp"] - last["iter"]
+
+
 def runs_on(lab):
     """The guest prints two more progress lines: it runs."""
     p = lab.progress("tiny")

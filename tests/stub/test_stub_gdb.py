@@ -31,7 +31,8 @@ def own_debug_registers(lab, port, tiny_elf):
     selftests(tiny_elf, port, lab, 0x7)
 
 
-def test_hbreak_tbreak_conditional(lab, port, tiny_elf, tiny_symbols, detached, own_debug_registers):
+def test_hbreak_tbreak_conditional(lab, port, tiny_elf, tiny_symbols, detached, own_debug_registers,
+                                   int3_before):
     out = gdb(tiny_elf, port, [
         "hbreak tiny_update_checksum", "continue", 'printf "pc %#lx\\n", $pc', "delete",
         "tbreak tiny_long_line", "continue", "info breakpoints",
@@ -45,7 +46,7 @@ def test_hbreak_tbreak_conditional(lab, port, tiny_elf, tiny_symbols, detached, 
     assert "Breakpoint 3, tiny_step_counter" in out, out
     assert val(out, "cond") == 3, out
     last = runs_on(lab)
-    assert last["bp"] == last["iter"], last
+    assert last["bp"] - last["iter"] == int3_before, last
 
 
 def test_watch_and_rwatch(lab, port, tiny_elf, detached, own_debug_registers):

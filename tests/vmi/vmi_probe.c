@@ -6,7 +6,7 @@
  *   vmi-probe DOM state
  *   vmi-probe DOM regs VCPU
  *   vmi-probe DOM regs-roundtrip VCPU
- *   vmi-probe DOM set-reg VCPU NAME VALUE
+ *   vmi-probe DOM set-reg VCPU NAME VALUE [SECONDS VALUE2]
  *   vmi-probe DOM read-phys ADDR LEN | write-phys ADDR HEX
  *   vmi-probe DOM read-virt VCPU ADDR LEN | write-virt VCPU ADDR HEX
  *   vmi-probe DOM translate VCPU ADDR
@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "probe.h"
@@ -561,11 +562,13 @@ reg_field(struct vmi_regs *r, const char *name)
 	}
 	if (strcmp(name, "cr8") == 0)
 		return &r->cr8;
+	if (strcmp(name, "fs_base") == 0)   /* a register of the record path */
+		return &r->seg[VMI_SEG_FS].base;
 	return NULL;
 }
 
 static int
-cmd_set_reg(struct probe *p, unsigned vcpu, const char *name, uint64_t val)
+set_reg_once(struct probe *p, unsigned vcpu, const char *name, uint64_t val)
 {
 	struct vmi_regs r;
 	uint64_t *f;
@@ -592,6 +595,23 @@ cmd_set_reg(struct probe *p, unsigned vcpu, const char *name, uint64_t val)
 	j_hex(&j, "value", *reg_field(&r, name));
 	j_end(&j);
 	return 0;
+}
+
+/* set-reg VCPU NAME VALUE [SECONDS VALUE2]: VALUE2 written SECONDS later
+ * in the same session (the TSC test: a second write through the record). */
+static int
+cmd_set_reg(struct probe *p, char **argv, int argc)
+{
+	unsigned vcpu = (unsigned)num(argv[0]);
+	int r = set_reg_once(p, vcpu, argv[1], num(argv[2]));
+
+	if (r == 0 && argc >= 5) {
+		struct timespec ts = { .tv_sec = (time_t)num(argv[3]) };
+
+		nanosleep(&ts, NULL);
+		r = set_reg_once(p, vcpu, argv[1], num(argv[4]));
+	}
+	return r;
 }
 
 static void
@@ -1276,7 +1296,7 @@ dispatch(struct probe *p, int argc, char **argv)
 	}
 	if (strcmp(c, "set-reg") == 0) {
 		NEED(3);
-		return cmd_set_reg(p, (unsigned)num(argv[0]), argv[1], num(argv[2]));
+		return cmd_set_reg(p, argv, argc);
 	}
 	if (strcmp(c, "read-phys") == 0) {
 		NEED(2);
