@@ -51,6 +51,10 @@ struct xen_drv {
 	bool dom_exc;
 	bool reported_gone, reported_shutdown;
 
+	/* hvm_save header record, needed to build a setcontext blob. */
+	uint8_t *hvm_header;
+	uint32_t hvm_header_len;
+
 	/* Extended FPU state kept across xc_vcpu_setcontext (xen_regs.c,
 	 * set_by_vcpu_context). Set up at the first light write. */
 	xencall_handle *xcall;

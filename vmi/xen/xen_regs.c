@@ -20,12 +20,10 @@
  * must be in it: hvm_load() first marks all vCPUs down and brings back up
  * only those whose CPU record it loads (seen in the lab: writing vCPU 0
  * alone stopped vCPU 1 for good). No other record (APIC, timers, IRQs) is
- * in the image, so none of that is reloaded. The records come from one
- * full save taken with the domain paused right before the load
- * (build_image), so the other vCPUs' records are current when they go
- * back, and fields vmistub does not model (pending event, TSC, tsc_aux)
- * go back as Xen gave them a moment before. On SVM, Xen 4.17's CPU record
- * holds a stale CR2, which the load writes back (vmi/README.md).
+ * in the image, so none of that is reloaded. The domain is paused while
+ * the records are read and written, so the other vCPUs' records are
+ * current when they go back, and fields vmistub does not model (pending
+ * event, TSC, tsc_aux) go back as Xen gave them.
  *
  * CR8 is the local APIC's TPR (LAPIC_REGS record, offset 0x80, bits 7:4);
  * writing it would mean reloading the whole APIC page, so it is read-only.
@@ -232,93 +230,115 @@ xen_get_regs(struct vmi_driver *d, unsigned vcpu, struct vmi_regs *r)
 	return 0;
 }
 
-/*
- * The image written back: HEADER, every CPU record and END, all from one
- * full save taken with the domain paused right before it is loaded, vcpu's
- * record replaced by r. A full save (arch_hvm_save) sets the domain's
- * sync_tsc, so each record's TSC is the guest TSC of this moment and the
- * load moves every vCPU's TSC back only by the time between the two
- * hypercalls. Partial reads of the CPU records, which this was built from
- * before, carry the TSC of the last full save or load instead: the load put
- * every vCPU's TSC back by minutes (vmi/REVIEW-intel.md, finding 4). Down
- * vCPUs have no record and stay out. No other record (APIC, timers, IRQs)
- * goes back, so none of that is reloaded.
- */
+/* The first record of a full save image is the header hvm_load() checks;
+ * it does not change while the domain lives, so it is fetched once. */
 static int
-build_image(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r,
-    uint8_t **image, size_t *image_len)
+load_header(struct xen_drv *x)
 {
 	struct hvm_save_descriptor desc;
-	struct hvm_hw_cpu cpu;
-	uint8_t *buf, *out;
-	size_t off = 0, len = 0;
-	bool found = false;
-	int size = xc_domain_hvm_getcontext(x->xch, x->domid, NULL, 0);
-	int ret;
+	uint8_t *buf;
+	int size, r;
 
+	if (x->hvm_header != NULL)
+		return 0;
+	size = xc_domain_hvm_getcontext(x->xch, x->domid, NULL, 0);
 	if (size <= 0)
 		return xen_err(size < 0 ? size : -1);
 	buf = malloc((size_t)size);
-	out = malloc((size_t)size + sizeof(desc));
-	ret = buf && out ? xen_err(xc_domain_hvm_getcontext(x->xch, x->domid,
-	    buf, (uint32_t)size)) : -ENOMEM;
-	while (ret >= 0 && off + sizeof(desc) <= (size_t)size) {
-		size_t rec;
-
-		memcpy(&desc, buf + off, sizeof(desc));
-		rec = sizeof(desc) + desc.length;
-		if (desc.typecode == HVM_SAVE_CODE(END) ||
-		    off + rec > (size_t)size)
-			break;
-		if (desc.typecode == HVM_SAVE_CODE(CPU) &&
-		    desc.instance == vcpu) {
-			if (desc.length != sizeof(cpu)) {
-				ret = -EPROTO;
-				break;
-			}
-			memcpy(&cpu, buf + off + sizeof(desc), sizeof(cpu));
-			to_cpu(r, &cpu);
-			xen_dr7_to_xen(x, vcpu, &cpu.dr3, &cpu.dr7);
-			memcpy(buf + off + sizeof(desc), &cpu, sizeof(cpu));
-			found = true;
-		}
-		if (desc.typecode == HVM_SAVE_CODE(HEADER) ||
-		    desc.typecode == HVM_SAVE_CODE(CPU)) {
-			memcpy(out + len, buf + off, rec);
-			len += rec;
-		}
-		off += rec;
+	if (buf == NULL)
+		return -ENOMEM;
+	r = xen_err(xc_domain_hvm_getcontext(x->xch, x->domid, buf,
+	    (uint32_t)size));
+	if (r >= 0) {
+		memcpy(&desc, buf, sizeof(desc));
+		if (desc.typecode != HVM_SAVE_CODE(HEADER) ||
+		    sizeof(desc) + desc.length > (size_t)size)
+			r = -EPROTO;
 	}
-	if (ret >= 0 && !found)
-		ret = -ENODATA;         /* vcpu is down: no record */
-	free(buf);
-	if (ret < 0) {
-		free(out);
-		return ret;
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	x->hvm_header_len = (uint32_t)(sizeof(desc) + desc.length);
+	x->hvm_header = buf;  /* the header is at the start; the rest idles */
+	return 0;
+}
+
+/* Header, then one CPU record per vCPU that is up, then END. */
+static int
+write_image(struct xen_drv *x, const struct hvm_hw_cpu *cpus,
+    const bool *up)
+{
+	struct hvm_save_descriptor desc;
+	size_t len = x->hvm_header_len + sizeof(desc), off;
+	uint8_t *blob;
+	int ret;
+
+	for (unsigned i = 0; i < x->nr_vcpus; i++)
+		if (up[i])
+			len += sizeof(desc) + sizeof(cpus[i]);
+	blob = malloc(len);
+	if (blob == NULL)
+		return -ENOMEM;
+	memcpy(blob, x->hvm_header, x->hvm_header_len);
+	off = x->hvm_header_len;
+	for (unsigned i = 0; i < x->nr_vcpus; i++) {
+		if (!up[i])
+			continue;
+		desc = (struct hvm_save_descriptor){ .typecode =
+		    HVM_SAVE_CODE(CPU), .instance = (uint16_t)i,
+		    .length = sizeof(cpus[i]) };
+		memcpy(blob + off, &desc, sizeof(desc));
+		off += sizeof(desc);
+		memcpy(blob + off, &cpus[i], sizeof(cpus[i]));
+		off += sizeof(cpus[i]);
 	}
 	desc = (struct hvm_save_descriptor){ .typecode = HVM_SAVE_CODE(END) };
-	memcpy(out + len, &desc, sizeof(desc));
-	*image = out;
-	*image_len = len + sizeof(desc);
-	return 0;
+	memcpy(blob + off, &desc, sizeof(desc));
+	ret = xen_err(xc_domain_hvm_setcontext(x->xch, x->domid, blob,
+	    (uint32_t)len));
+	free(blob);
+	return ret < 0 ? ret : 0;
 }
 
 static int
 set_by_record(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
 {
-	uint8_t *image = NULL;
-	size_t len = 0;
-	int ret = xen_err(xc_domain_pause(x->xch, x->domid));
+	struct hvm_hw_cpu *cpus;
+	bool *up;
+	bool paused;
+	int ret;
 
+	ret = load_header(x);
 	if (ret != 0)
 		return ret;
-	ret = build_image(x, vcpu, r, &image, &len);
-	if (ret == 0)
-		ret = xen_err(xc_domain_hvm_setcontext(x->xch, x->domid, image,
-		    (uint32_t)len));
-	free(image);
-	xc_domain_unpause(x->xch, x->domid);
-	return ret < 0 ? ret : 0;
+	cpus = calloc(x->nr_vcpus, sizeof(*cpus));
+	up = calloc(x->nr_vcpus, sizeof(*up));
+	if (cpus == NULL || up == NULL) {
+		free(cpus);
+		free(up);
+		return -ENOMEM;
+	}
+	ret = xen_err(xc_domain_pause(x->xch, x->domid));
+	paused = ret == 0;
+	for (unsigned i = 0; i < x->nr_vcpus && ret == 0; i++) {
+		/* A vCPU that is down has no record (ENODATA) and must stay
+		 * out of the image, or loading it would bring it up. */
+		ret = read_cpu(x, i, &cpus[i]);
+		up[i] = ret == 0;
+		if (ret == -ENODATA && i != vcpu)
+			ret = 0;
+	}
+	if (ret == 0) {
+		to_cpu(r, &cpus[vcpu]);
+		xen_dr7_to_xen(x, vcpu, &cpus[vcpu].dr3, &cpus[vcpu].dr7);
+		ret = write_image(x, cpus, up);
+	}
+	if (paused)
+		xc_domain_unpause(x->xch, x->domid);
+	free(cpus);
+	free(up);
+	return ret;
 }
 
 /* ---- extended FPU state --------------------------------------------------- */
@@ -494,6 +514,8 @@ xen_regs_fini(struct xen_drv *x)
 	}
 	x->xcall = NULL;
 	x->xs_buf = x->xs_domctl = NULL;
+	free(x->hvm_header);
+	x->hvm_header = NULL;
 }
 
 /*
