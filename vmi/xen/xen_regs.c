@@ -441,11 +441,6 @@ xstate_probe(struct xen_drv *x)
 	if (r < 0)
 		return r;
 	x->xs_mask = dc->u.vcpuextstate.xfeature_mask;
-	/* Xen's own mask holds nothing past x87/SSE (no AVX: the lab's CPU
-	 * model): setcontext then loses nothing, and no light write needs
-	 * the extended state read (a hypercall each). */
-	if ((x->xs_mask & ~XSTATE_FP_SSE) == 0)
-		x->xs_mask = 0;
 	if (dc->u.vcpuextstate.size > UINT32_MAX)
 		return -EPROTO;
 	x->xs_size = (uint32_t)dc->u.vcpuextstate.size;
