@@ -17,6 +17,14 @@ TINY_TEXT = 0xffffffff80100000
 def stub_start(lab, domain="tiny", extra=""):
     """(Re)start vmistub in dom0 listening on 0.0.0.0:1234; the host port."""
     stub_stop(lab)
+    # A vmistub the pid file does not name (one that outlived stub_stop,
+    # or was started by hand) would hold the port and fail every later
+    # module: it is reported, then ended.
+    stray = lab.run("pidof vmistub").stdout.split()
+    if stray:
+        lab.incidents.append(f"vmistub already running in dom0 before starting it for {domain}: "
+                             f"{lab.run('ps').stdout.strip()}")
+        lab.run(f"kill -TERM {' '.join(stray)}; sleep 2; kill -KILL {' '.join(stray)} 2>/dev/null")
     for attempt in (1, 2):
         # The shell writes its own pid, then becomes vmistub: the pid file
         # names vmistub itself whatever setsid does about process groups.
@@ -34,7 +42,9 @@ def stub_start(lab, domain="tiny", extra=""):
     assert lab.run(f"test -s {PIDFILE}").ok, "vmistub did not start (dom0's shell wrote no pid file)"
     while "listening on" not in stub_log(lab):
         assert time.monotonic() < deadline, f"vmistub did not start:\n{stub_log(lab)}"
-        assert stub_alive(lab), f"vmistub exited:\n{stub_log(lab)}"
+        assert stub_alive(lab), (f"vmistub exited:\n{stub_log(lab)}\n"
+                                 f"dom0's processes:\n{lab.run('ps').stdout}\n"
+                                 f"dom0's TCP sockets:\n{lab.run('cat /proc/net/tcp').stdout}")
         time.sleep(0.2)
     if not hasattr(lab, "stub_port"):
         lab.stub_port = lab.forward(DOM0_PORT)
@@ -46,9 +56,16 @@ def stub_alive(lab):
 
 
 def stub_stop(lab, sig="TERM"):
-    lab.run(f"test -f {PIDFILE} && kill -{sig} $(cat {PIDFILE}); "
-            f"for i in $(seq 50); do kill -0 $(cat {PIDFILE}) 2>/dev/null || break; "
-            f"sleep 0.1; done; rm -f {PIDFILE}")
+    """Stop vmistub with sig; one still running 10 s later is a defect of
+    its own (reported with the lab's incidents) and is killed, so that it
+    cannot hold the port for every later test."""
+    r = lab.run(f"test -f {PIDFILE} || exit 0; kill -{sig} $(cat {PIDFILE}); "
+                f"for i in $(seq 100); do kill -0 $(cat {PIDFILE}) 2>/dev/null || exit 0; "
+                f"sleep 0.1; done; exit 3", timeout=60)
+    if r.how == "exit" and r.code == 3:
+        lab.incidents.append(f"vmistub outlived SIG{sig} by 10 s: {lab.run(f'cat /proc/$(cat {PIDFILE})/stack /proc/$(cat {PIDFILE})/wchan').stdout.strip()}\n{stub_log(lab)[-2000:]}")
+        lab.run(f"kill -KILL $(cat {PIDFILE}); sleep 0.5")
+    lab.run(f"rm -f {PIDFILE}")
 
 
 def stub_log(lab):

@@ -279,6 +279,21 @@ out:
 	return rc;
 }
 
+/* Xen 4.17 panics on a setvcpucontext for a dying domain: the direct
+ * loop asks first too, the same way (vmi/xen/xen.c, xen_refuse_dying). */
+static int
+set_context_unless_dying(struct dring *r, unsigned vcpu,
+    vcpu_guest_context_any_t *ctx)
+{
+	xc_evtchn_status_t st = { .dom = DOMID_SELF, .port = r->port };
+
+	if (xc_evtchn_status(r->xch, &st) < 0)
+		return neg();
+	if (st.status != EVTCHNSTAT_interdomain || st.u.interdomain.dom != r->domid)
+		return -ESRCH;
+	return xc_vcpu_setcontext(r->xch, r->domid, vcpu, ctx) ? neg() : 0;
+}
+
 /* TF on vcpu through its context (no event holds it): the first step. */
 static int
 step_start_now(struct dring *r, unsigned vcpu)
@@ -293,7 +308,7 @@ step_start_now(struct dring *r, unsigned vcpu)
 		rc = neg();
 	} else {
 		ctx.x64.user_regs.rflags |= RFLAGS_TF;
-		rc = xc_vcpu_setcontext(r->xch, r->domid, vcpu, &ctx) ? neg() : 0;
+		rc = set_context_unless_dying(r, vcpu, &ctx);
 	}
 	xc_domain_unpause(r->xch, r->domid);
 	return rc;
@@ -346,7 +361,7 @@ off:
 	if (xc_vcpu_getcontext(r.xch, domid, vcpu, &ctx) == 0) {
 		ctx.x64.user_regs.rflags &= ~RFLAGS_TF;
 		ctx.x64.debugreg[6] &= ~DR6_BS;
-		xc_vcpu_setcontext(r.xch, domid, vcpu, &ctx);
+		set_context_unless_dying(&r, vcpu, &ctx);
 	}
 	drain_all(&r);
 	xc_monitor_debug_exceptions(r.xch, domid, false, true);

@@ -393,6 +393,49 @@ def test_domain_death_arrives_as_one_event(lab, tiny_symbols):
         lab.create_guest("tiny")
 
 
+def test_write_to_a_dying_domain_is_refused_and_xen_survives(lab, tiny_symbols):
+    """Xen 4.17 takes a vCPU context write for a dying domain and panics
+    (arch_set_info_guest -> hvmemul_cancel on the emulation cache the
+    teardown freed; it ended a CI run). A session open when its domain is
+    destroyed, the domain kept a zombie by another dom0 mapping of it (here
+    a stopped vmi-probe; in real use vmistub's own cache), writes a register:
+    it gets ESRCH, and Xen and dom0 live on. The guest is recreated after."""
+    domid = int(lab.sh("xl domid tiny"))
+    background(lab, f"{PROBE} tiny hold {hex(tiny_symbols['tiny_fib'])} >/tmp/zombie-hold.out 2>&1",
+               "/tmp/zombie-hold.out")
+    deadline = time.monotonic() + 120
+    while '"ready": true' not in lab.run("cat /tmp/zombie-hold.out").stdout:
+        assert time.monotonic() < deadline, lab.run("cat /tmp/zombie-hold.out").stdout
+        time.sleep(0.5)
+    holder = json.loads(lab.sh("head -1 /tmp/zombie-hold.out"))["pid"]
+    try:
+        lab.sh(f"kill -STOP {holder}")
+        # First write now, the second 8 s later: by then tiny is a zombie.
+        background(lab, f"{PROBE} {domid} set-reg 0 dr2 0 8 0 >/tmp/zombie-write.out 2>&1; "
+                   "echo exit=$? >>/tmp/zombie-write.out", "/tmp/zombie-write.out")
+        deadline = time.monotonic() + 60
+        while '"cmd": "set-reg"' not in lab.run("cat /tmp/zombie-write.out").stdout:
+            assert time.monotonic() < deadline, lab.run("cat /tmp/zombie-write.out").stdout
+            time.sleep(0.2)
+        lab.sh("xl destroy tiny")
+        assert lab.sh(f"xl list {domid} 2>&1 || true").strip(), "tiny vanished: nothing held it"
+        deadline = time.monotonic() + 60
+        while "exit=" not in lab.run("cat /tmp/zombie-write.out").stdout:
+            assert time.monotonic() < deadline, lab.run("cat /tmp/zombie-write.out").stdout
+            time.sleep(0.5)
+        out = lab.sh("cat /tmp/zombie-write.out")
+        lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+        assert len(lines) == 2 and "error" not in lines[0], out
+        assert "No such process" in lines[1].get("error", ""), out
+        assert "exit=0" not in out, out
+        # Xen and dom0 are alive: a panic would have ended both.
+        assert lab.run("xl info >/dev/null").ok
+    finally:
+        lab.run(f"kill -CONT {holder}; kill -KILL {holder}")
+        lab.run("xl destroy tiny 2>/dev/null", timeout=60)
+        lab.create_guest("tiny")
+
+
 def test_sigkill_mid_session_leaves_this_behind(lab, tiny_symbols, figures):
     """What a vmi-probe killed with SIGKILL leaves in the guest and in Xen,
     as input for later recovery work. The guest is recreated afterwards."""

@@ -295,7 +295,9 @@ write_image(struct xen_drv *x, const struct hvm_hw_cpu *cpus,
 	}
 	desc = (struct hvm_save_descriptor){ .typecode = HVM_SAVE_CODE(END) };
 	memcpy(blob + off, &desc, sizeof(desc));
-	ret = xen_err(xc_domain_hvm_setcontext(x->xch, x->domid, blob,
+	ret = xen_refuse_dying(x);
+	if (ret == 0)
+		ret = xen_err(xc_domain_hvm_setcontext(x->xch, x->domid, blob,
 	    (uint32_t)len));
 	free(blob);
 	return ret < 0 ? ret : 0;
@@ -551,6 +553,9 @@ set_by_vcpu_context(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
 	ctx.x64.debugreg[7] = r->dr7;
 	xen_dr7_to_xen(x, vcpu, &ctx.x64.debugreg[3], &ctx.x64.debugreg[7]);
 	x->light_writes++;
+	ret = xen_refuse_dying(x);
+	if (ret < 0)
+		return ret;
 	ret = xen_err(xc_vcpu_setcontext(x->xch, x->domid, vcpu, &ctx));
 	/* What vcpu_setup_fpu leaves in XSTATE_BV (xen/arch/x86/i387.c).
 	 * Put the state back even if setcontext failed: it may have failed
