@@ -185,26 +185,11 @@ def pytest_collection_modifyitems(config, items):
 # such incident is printed with the figures. A test that fails without a crash
 # is never run again. Guests found dead before a test are booted again, so one
 # crash does not fail every later test.
-def _revive_dead_guests(lab, why):
-    for guest in LAB_GUESTS:
-        state = lab.state(guest)
-        if state is None or "c" in state or "s" in state:
-            lab.incidents.append(f"{guest} found {'gone' if state is None else state} {why}; booted again")
-            lab.run(f"xl destroy {guest}", timeout=60)
-            try:
-                lab.create_guest(guest)
-            except lablib.LabError as e:
-                # Reported, and the test that needs the guest fails on its
-                # own; raised from pytest's hooks it would abort the run.
-                lab.incidents.append(f"{guest} could not be booted again {why}: "
-                                     f"{str(e).splitlines()[0]}")
-
-
 @pytest.fixture(autouse=True)
 def _lab_guests_alive(request):
     lab = _lab_state.get("lab")
     if lab is not None and "lab" in request.fixturenames:
-        _revive_dead_guests(lab, f"before {request.node.name}")
+        lab.revive_dead_guests(LAB_GUESTS, f"before {request.node.name}")
     yield
 
 
@@ -219,12 +204,11 @@ def pytest_runtest_protocol(item, nextitem):
     reports = runtestprotocol(item, nextitem=nextitem, log=False)
     if any(r.failed for r in reports):
         new_dumps = lab.crash_dumps()[dumps_before:]
-        dead = [g for g in LAB_GUESTS
-                if (lambda st: st is None or "c" in st or "s" in st)(lab.state(g))]
+        dead = [g for g in LAB_GUESTS if lab.is_dead(g)]
         if new_dumps or dead:
             lab.incidents.append(f"{item.nodeid} failed while the lab crashed "
                                  f"({len(new_dumps)} Xen dumps, dead: {dead or 'none'}); run again")
-            _revive_dead_guests(lab, f"after {item.name}")
+            lab.revive_dead_guests(LAB_GUESTS, f"after {item.name}")
             reports = runtestprotocol(item, nextitem=nextitem, log=False)
     for report in reports:
         item.ihook.pytest_runtest_logreport(report=report)

@@ -530,6 +530,29 @@ class Lab:
             return None
         return lines[1].split()[4]
 
+    def is_dead(self, name):
+        """Gone, crashed or shut down: a guest no test can use."""
+        st = self.state(name)
+        return st is None or "c" in st or "s" in st
+
+    def revive_dead_guests(self, names, why):
+        """Boot again every guest of names found dead (is_dead), each one
+        reported with the incidents: one crash of the nested emulation
+        must not fail every later test."""
+        for guest in names:
+            state = self.state(guest)
+            if state is not None and "c" not in state and "s" not in state:
+                continue
+            self.incidents.append(f"{guest} found {'gone' if state is None else state} {why}; booted again")
+            self.run(f"xl destroy {guest}", timeout=60)
+            try:
+                self.create_guest(guest)
+            except LabError as e:
+                # Reported, and the test that needs the guest fails on its
+                # own; raised from pytest's hooks it would abort the run.
+                self.incidents.append(f"{guest} could not be booted again {why}: "
+                                      f"{str(e).splitlines()[0]}")
+
     def domid(self, name):
         return int(self.sh(f"xl domid {name}").strip())
 
@@ -539,19 +562,21 @@ class Lab:
     def unpause(self, name):
         self.sh(f"xl unpause {name}")
 
-    def destroy(self, name):
+    def sh_twice(self, cmd, timeout=120):
+        """sh(cmd), once more if dom0 killed it with a signal (the nested
+        emulation's dom0 corruption, reported with the incidents); any
+        other failure is raised at once."""
         for attempt in (1, 2):
             try:
-                self.sh(f"xl destroy {name}")
-                break
+                return self.sh(cmd, timeout=timeout)
             except LabError as e:
-                # xl's destroy helper killed by a signal in dom0 (the
-                # nested emulation's dom0 corruption): reported, tried
-                # once more; anything else is raised.
                 if attempt == 2 or not DOM0_CORRUPTION.search(str(e)):
                     raise
-                self.incidents.append(f"xl destroy {name} failed in dom0 (attempt 1): "
+                self.incidents.append(f"{cmd!r} failed in dom0 (attempt 1): "
                                       + DOM0_CORRUPTION.search(str(e)).group(0))
+
+    def destroy(self, name):
+        self.sh_twice(f"xl destroy {name}")
         self.guests.pop(name, None)
 
     def collect_logs(self, dest):

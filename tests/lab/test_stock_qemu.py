@@ -57,7 +57,7 @@ def test_stock_qemu_reports_rdtscp_as_rdtsc(stock_lab):
     """Bug 3: Xen, told RDTSC, decodes RDTSCP, logs "Insn mismatch" and
     injects #GP: the tiny that executes RDTSCP stops on that vector. (This
     is what kills a Linux PVH guest in early boot.)"""
-    stock_lab.sh("xl create /opt/vmistub/guests/tiny/tiny.cfg "
+    stock_lab.sh_twice("xl create /opt/vmistub/guests/tiny/tiny.cfg "
                  "'name=\"tiny-rdtscp\"' 'cmdline=\"tiny.selftest=16\"'")
     deadline = time.monotonic() + 120
     while "FATAL" not in stock_lab.console("tiny-rdtscp"):

@@ -4,7 +4,7 @@ VMISTUB_LAB_GUESTS for development runs)."""
 
 import pytest
 
-from stublab import int3_offset, stub_start, stub_stop, wait_log
+from stublab import int3_offset, stub_follow_guest, stub_start, stub_stop, wait_log
 
 
 @pytest.fixture(scope="module")
@@ -12,6 +12,16 @@ def port(lab):
     p = stub_start(lab, "tiny")
     yield p
     stub_stop(lab)
+
+
+@pytest.fixture(autouse=True)
+def _stub_follows_guest(request):
+    """A module's tests share one vmistub: one that lost its guest to a
+    crash of the nested emulation (booted again as a new domain) is
+    started again, so that one crash does not fail every later test."""
+    if "port" in request.fixturenames or "linux_port" in request.fixturenames:
+        stub_follow_guest(request.getfixturevalue("lab"), f"before {request.node.name}")
+    yield
 
 
 @pytest.fixture

@@ -15,8 +15,11 @@ TINY_TEXT = 0xffffffff80100000
 
 
 def stub_start(lab, domain="tiny", extra=""):
-    """(Re)start vmistub in dom0 listening on 0.0.0.0:1234; the host port."""
+    """(Re)start vmistub in dom0 listening on 0.0.0.0:1234; the host port.
+    A guest the nested emulation crashed is booted again first (reported
+    with the lab's incidents)."""
     stub_stop(lab)
+    lab.revive_dead_guests([domain], f"before vmistub attached to it")
     # A vmistub the pid file does not name (one that outlived stub_stop,
     # or was started by hand) would hold the port and fail every later
     # module: it is reported, then ended.
@@ -48,7 +51,25 @@ def stub_start(lab, domain="tiny", extra=""):
         time.sleep(0.2)
     if not hasattr(lab, "stub_port"):
         lab.stub_port = lab.forward(DOM0_PORT)
+    lab.stub_attached = (domain, extra, lab.domid(domain))
     return lab.stub_port
+
+
+def stub_follow_guest(lab, why):
+    """Between the tests of a module that share one vmistub: if the guest
+    crashed and was booted again (a new domain), or vmistub is gone, start
+    it again on the guest as it is now; reported with the incidents."""
+    domain, extra, domid = getattr(lab, "stub_attached", (None, "", None))
+    if domain is None:
+        return
+    lab.revive_dead_guests([domain], why)
+    now = None if lab.state(domain) is None else lab.domid(domain)
+    if now == domid and stub_alive(lab):
+        return
+    lab.incidents.append(f"vmistub started again {why}: "
+                         + (f"{domain} is domain {now} now, not {domid}" if now != domid
+                            else "it was not running"))
+    stub_start(lab, domain, extra)
 
 
 def stub_alive(lab):
@@ -66,6 +87,7 @@ def stub_stop(lab, sig="TERM"):
         lab.incidents.append(f"vmistub outlived SIG{sig} by 10 s: {lab.run(f'cat /proc/$(cat {PIDFILE})/stack /proc/$(cat {PIDFILE})/wchan').stdout.strip()}\n{stub_log(lab)[-2000:]}")
         lab.run(f"kill -KILL $(cat {PIDFILE}); sleep 0.5")
     lab.run(f"rm -f {PIDFILE}")
+    lab.stub_attached = (None, "", None)
 
 
 def stub_log(lab):

@@ -7,6 +7,7 @@
  *   vmi-probe DOM regs VCPU
  *   vmi-probe DOM regs-roundtrip VCPU
  *   vmi-probe DOM set-reg VCPU NAME VALUE [SECONDS VALUE2]
+ *   vmi-probe DOM set-reg-paused VCPU NAME VALUE SECONDS
  *   vmi-probe DOM read-phys ADDR LEN | write-phys ADDR HEX
  *   vmi-probe DOM read-virt VCPU ADDR LEN | write-virt VCPU ADDR HEX
  *   vmi-probe DOM translate VCPU ADDR
@@ -612,6 +613,49 @@ cmd_set_reg(struct probe *p, char **argv, int argc)
 		r = set_reg_once(p, vcpu, argv[1], num(argv[4]));
 	}
 	return r;
+}
+
+/*
+ * set-reg-paused VCPU NAME VALUE SECONDS: pause the domain, read the
+ * registers (the session keeps them while it is paused), say so, wait
+ * SECONDS, then write NAME from what was read: the write gdb makes when it
+ * sets a breakpoint at a stop. The lab test destroys the domain during the
+ * wait (Xen must not see a vCPU context write for a dying domain).
+ */
+static int
+cmd_set_reg_paused(struct probe *p, char **argv)
+{
+	unsigned vcpu = (unsigned)num(argv[0]);
+	struct timespec ts = { .tv_sec = (time_t)num(argv[3]) };
+	struct vmi_regs r;
+	uint64_t *f;
+	struct jline j;
+	int ret = vmi_pause(p->v);
+
+	if (ret == 0)
+		ret = vmi_get_regs(p->v, vcpu, &r);
+	f = reg_field(&r, argv[1]);
+	if (ret == 0 && f == NULL)
+		ret = -EINVAL;
+	if (ret != 0) {
+		vmi_unpause(p->v);
+		return fail(p, ret, "read");
+	}
+	j_begin(&j);
+	j_str(&j, "cmd", "set-reg-paused");
+	j_bool(&j, "paused", true);
+	j_end(&j);
+	nanosleep(&ts, NULL);
+	*f = num(argv[2]);
+	ret = vmi_set_regs(p->v, vcpu, &r);
+	vmi_unpause(p->v);
+	if (ret != 0)
+		return fail(p, ret, "set-reg");
+	j_begin(&j);
+	j_str(&j, "cmd", "set-reg-paused");
+	j_hex(&j, "value", *f);
+	j_end(&j);
+	return 0;
 }
 
 static void
@@ -1297,6 +1341,10 @@ dispatch(struct probe *p, int argc, char **argv)
 	if (strcmp(c, "set-reg") == 0) {
 		NEED(3);
 		return cmd_set_reg(p, argv, argc);
+	}
+	if (strcmp(c, "set-reg-paused") == 0) {
+		NEED(4);
+		return cmd_set_reg_paused(p, argv);
 	}
 	if (strcmp(c, "read-phys") == 0) {
 		NEED(2);

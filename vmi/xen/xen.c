@@ -97,40 +97,6 @@ getinfo(struct xen_drv *x, xc_dominfo_t *info)
 }
 
 /*
- * Xen 4.17 takes XEN_DOMCTL_setvcpucontext and hvm_setcontext for a dying
- * domain, whose vCPUs have already lost their emulation cache to
- * hvm_domain_relinquish_resources: arch_set_info_guest -> hvmemul_cancel
- * then dereferences NULL and the hypervisor panics (seen in the lab, a
- * guest destroyed under a benchmark). So a write asks first whether the
- * domain is dying. getdomaininfo cannot say: its "dying" flag is set only
- * once the teardown is over (DOMDYING_dead), and the teardown frees the
- * cache on the way. domain_kill closes the domain's event channels
- * before it relinquishes anything, though, so our end of the vm_event
- * channel still bound to the domain means the cache is still there.
- * That leaves the microseconds between this hypercall and the write;
- * dom0 cannot close them (a destroy does not wait for a pause).
- */
-int
-xen_refuse_dying(struct xen_drv *x)
-{
-	xc_evtchn_status_t st = { .dom = DOMID_SELF, .port = x->local_port };
-	xc_dominfo_t info;
-	int r;
-
-	/* Without the ring (a write before monitoring or after it), only
-	 * the late flag is there to ask. */
-	if (!x->ring_on) {
-		r = getinfo(x, &info);
-		return r < 0 ? r : info.dying ? -ESRCH : 0;
-	}
-	if (xc_evtchn_status(x->xch, &st) < 0)
-		return xen_err(-1);
-	if (st.status != EVTCHNSTAT_interdomain || st.u.interdomain.dom != x->domid)
-		return -ESRCH;
-	return 0;
-}
-
-/*
  * Decide what this machine and domain offer. Monitor capabilities come
  * from Xen (xc_monitor_get_capabilities: 1 << XEN_DOMCTL_MONITOR_EVENT_*,
  * xen/domctl.h); MTF is reported there only on VMX. p2m access

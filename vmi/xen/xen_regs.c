@@ -113,6 +113,31 @@ read_cpu(struct xen_drv *x, unsigned vcpu, struct hvm_hw_cpu *cpu)
 	    HVM_SAVE_CODE(CPU), (uint16_t)vcpu, cpu, sizeof(*cpu)));
 }
 
+/*
+ * Xen 4.17 takes XEN_DOMCTL_setvcpucontext for a dying domain, whose
+ * vCPUs have already lost their emulation cache to
+ * hvm_domain_relinquish_resources: arch_set_info_guest -> hvmemul_cancel
+ * then dereferences NULL and the hypervisor panics (it ended a CI run: a
+ * guest destroyed under a benchmark). A write from registers read earlier
+ * (the session's cache of a stopped vCPU) would get there, so every
+ * setcontext asks first. getdomaininfo cannot tell: its "dying" flag is
+ * set only once the teardown is over. hvm_save_one can: it refuses any
+ * domain with is_dying set, and domain_kill sets that before it frees
+ * anything. With valid arguments its EINVAL means exactly that. The
+ * microseconds between this read and the write stay open; dom0 cannot
+ * close them (a destroy does not wait for a pause).
+ */
+static int
+refuse_if_dying(struct xen_drv *x, unsigned vcpu)
+{
+	struct hvm_hw_cpu cpu;
+	int r = read_cpu(x, vcpu, &cpu);
+
+	if (r == -EINVAL)
+		return -ESRCH;
+	return r == -ENODATA ? 0 : r;   /* a vCPU that is down: still alive */
+}
+
 static int
 read_cr8(struct xen_drv *x, unsigned vcpu, uint64_t *cr8)
 {
@@ -295,9 +320,7 @@ write_image(struct xen_drv *x, const struct hvm_hw_cpu *cpus,
 	}
 	desc = (struct hvm_save_descriptor){ .typecode = HVM_SAVE_CODE(END) };
 	memcpy(blob + off, &desc, sizeof(desc));
-	ret = xen_refuse_dying(x);
-	if (ret == 0)
-		ret = xen_err(xc_domain_hvm_setcontext(x->xch, x->domid, blob,
+	ret = xen_err(xc_domain_hvm_setcontext(x->xch, x->domid, blob,
 	    (uint32_t)len));
 	free(blob);
 	return ret < 0 ? ret : 0;
@@ -553,7 +576,7 @@ set_by_vcpu_context(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
 	ctx.x64.debugreg[7] = r->dr7;
 	xen_dr7_to_xen(x, vcpu, &ctx.x64.debugreg[3], &ctx.x64.debugreg[7]);
 	x->light_writes++;
-	ret = xen_refuse_dying(x);
+	ret = refuse_if_dying(x, vcpu);
 	if (ret < 0)
 		return ret;
 	ret = xen_err(xc_vcpu_setcontext(x->xch, x->domid, vcpu, &ctx));
