@@ -12,6 +12,8 @@ import statistics
 import subprocess
 import time
 
+import pytest
+
 
 PROBE = "/opt/vmistub/bin/vmi-probe"
 VOFF = 0xffffffff80000000          # tiny: virtual = physical + VOFF
@@ -294,20 +296,23 @@ def test_guest_int3_still_reaches_its_handler(lab, tiny_symbols):
     assert_tiny_healthy(lab)
 
 
-def test_one_vcpu_runs_while_the_other_stays_held(lab, tiny_symbols):
+@pytest.mark.parametrize("release", [1, 0])
+def test_one_vcpu_runs_while_the_other_stays_held(lab, tiny_symbols, release):
     """DESIGN.md's hard problem: no per-vCPU pause in Xen, so every vCPU is
-    held by an unanswered event (vmi_hold_all), then vCPU 1 is released.
-    The guest's own counters say which vCPU ran: tiny_iterations is vCPU
-    0's, tiny_vcpu1_counter vCPU 1's. (The other way round, vCPU 0 released
-    with vCPU 1 held, vCPU 0 stalled after one trap in the lab: open.)"""
-    release = 1
+    held by an unanswered event (vmi_hold_all), then one is released for
+    5 s. The guest's own counters say which vCPU ran: tiny_iterations is
+    vCPU 0's, tiny_vcpu1_counter vCPU 1's. The released one runs on (its
+    own int3s reach its own handler meanwhile: vCPU 0 takes one per
+    iteration); the held one does not move at all. (vmi-probe once ended
+    the session when everything was held, and the released vCPU ran for
+    no time: "after" then moved by 0 to 61, and vCPU 0 looked stalled.)"""
     counters = [tiny_symbols["tiny_iterations"], tiny_symbols["tiny_vcpu1_counter"]]
     out = probe(lab, "tiny", "hold-all", release, 5, *counters)[0]
     assert out["held"] == 2 and out["still_held"] == 1, out
     at = [int(x, 16) for x in out["at_hold"]]
     after = [int(x, 16) for x in out["after_run"]]
     held = 1 - release
-    assert after[release] > at[release], out
+    assert after[release] > at[release] + 100, out
     assert after[held] == at[held], out
     assert_tiny_healthy(lab)
 
@@ -443,14 +448,14 @@ def test_sigkill_mid_session_leaves_this_behind(lab, tiny_symbols, figures):
     hw = tiny_symbols["tiny_long_line"]
     orig = probe(lab, "tiny", "read-virt", 0, fn, 1)[0]["hex"]
     background(lab, f"{PROBE} tiny hold {hex(fn)} {hex(hw)} >/tmp/hold.out 2>&1", "/tmp/hold.out")
-    deadline = time.monotonic() + 120
-    while '"event": "held"' not in lab.run("cat /tmp/hold.out").stdout:
-        assert time.monotonic() < deadline, lab.run("cat /tmp/hold.out").stdout
-        time.sleep(0.5)
-    pid = json.loads(lab.sh("head -1 /tmp/hold.out"))["pid"]
-    lab.sh(f"kill -9 {pid}")
-    time.sleep(1)
     try:
+        deadline = time.monotonic() + 120
+        while '"event": "held"' not in lab.run("cat /tmp/hold.out").stdout:
+            assert time.monotonic() < deadline, lab.run("cat /tmp/hold.out").stdout
+            time.sleep(0.5)
+        pid = json.loads(lab.sh("head -1 /tmp/hold.out"))["pid"]
+        lab.sh(f"kill -9 {pid}")
+        time.sleep(1)
         byte = probe(lab, "tiny", "read-virt", 0, fn, 1)[0]["hex"]
         regs = probe(lab, "tiny", "regs", 0)[0]
         mon = probe(lab, "tiny", "monitor-check", ok=False)[0]
@@ -472,5 +477,8 @@ def test_sigkill_mid_session_leaves_this_behind(lab, tiny_symbols, figures):
         assert left["monitor_ring_still_held"], left
         assert left["vcpu0_progress_in_5s"] == 0, left
     finally:
+        # Whatever happened, no holder is left to keep tiny's ring from
+        # every later test (it is gone already when the test got that far).
+        lab.run("kill -KILL $(pidof vmi-probe) 2>/dev/null")
         lab.destroy("tiny")
         lab.create_guest("tiny")

@@ -339,9 +339,14 @@ on_poll(void *ctx, struct vmi *v, int *result)
 	struct probe *p = ctx;
 
 	*result = p->err;
+	/* Everything held ends run(), not the session: hold-all releases
+	 * one vCPU next and runs on (a true here would finish the session,
+	 * and the release would run for no time at all). */
 	if (p->mode == M_HOLD_ALL && p->want == 0 &&
-	    vmi_held_count(v) == vmi_nr_vcpus(v))
+	    vmi_held_count(v) == vmi_nr_vcpus(v)) {
 		p->done = true;
+		return false;
+	}
 	return p->done;
 }
 

@@ -97,6 +97,33 @@ getinfo(struct xen_drv *x, xc_dominfo_t *info)
 }
 
 /*
+ * 1 if the domain is being destroyed, 0 if not, or -errno. getdomaininfo
+ * alone cannot tell: its "dying" flag comes only once the teardown is
+ * over. domain_kill closes the domain's event channels before it frees
+ * anything, though, so our end of the vm_event channel still bound to the
+ * domain says the teardown has not got that far. It is a question about
+ * our own port: it touches no vCPU of the guest (hvm_save_one would tell
+ * too, it refuses a dying domain, but it pauses the vCPU it reads).
+ * Without the ring, getdomaininfo's late flag is all there is.
+ */
+int
+xen_domain_dying(struct xen_drv *x)
+{
+	xc_evtchn_status_t st = { .dom = DOMID_SELF, .port = x->local_port };
+	xc_dominfo_t info;
+	int r;
+
+	if (!x->ring_on) {
+		r = getinfo(x, &info);
+		return r == -ESRCH ? 1 : r < 0 ? r : info.dying ? 1 : 0;
+	}
+	if (xc_evtchn_status(x->xch, &st) < 0)
+		return xen_err(-1);
+	return st.status != EVTCHNSTAT_interdomain ||
+	    st.u.interdomain.dom != x->domid;
+}
+
+/*
  * Decide what this machine and domain offer. Monitor capabilities come
  * from Xen (xc_monitor_get_capabilities: 1 << XEN_DOMCTL_MONITOR_EVENT_*,
  * xen/domctl.h); MTF is reported there only on VMX. p2m access

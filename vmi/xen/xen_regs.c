@@ -119,23 +119,17 @@ read_cpu(struct xen_drv *x, unsigned vcpu, struct hvm_hw_cpu *cpu)
  * hvm_domain_relinquish_resources: arch_set_info_guest -> hvmemul_cancel
  * then dereferences NULL and the hypervisor panics (it ended a CI run: a
  * guest destroyed under a benchmark). A write from registers read earlier
- * (the session's cache of a stopped vCPU) would get there, so every
- * setcontext asks first. getdomaininfo cannot tell: its "dying" flag is
- * set only once the teardown is over. hvm_save_one can: it refuses any
- * domain with is_dying set, and domain_kill sets that before it frees
- * anything. With valid arguments its EINVAL means exactly that. The
- * microseconds between this read and the write stay open; dom0 cannot
- * close them (a destroy does not wait for a pause).
+ * (the session's cache of a stopped vCPU) gets there, so every setcontext
+ * asks first, with xen_domain_dying (xen.c). The microseconds between
+ * that question and the write stay open; dom0 cannot close them (a
+ * destroy does not wait for a pause).
  */
 static int
-refuse_if_dying(struct xen_drv *x, unsigned vcpu)
+refuse_if_dying(struct xen_drv *x)
 {
-	struct hvm_hw_cpu cpu;
-	int r = read_cpu(x, vcpu, &cpu);
+	int r = xen_domain_dying(x);
 
-	if (r == -EINVAL)
-		return -ESRCH;
-	return r == -ENODATA ? 0 : r;   /* a vCPU that is down: still alive */
+	return r < 0 ? r : r > 0 ? -ESRCH : 0;
 }
 
 static int
@@ -576,7 +570,7 @@ set_by_vcpu_context(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
 	ctx.x64.debugreg[7] = r->dr7;
 	xen_dr7_to_xen(x, vcpu, &ctx.x64.debugreg[3], &ctx.x64.debugreg[7]);
 	x->light_writes++;
-	ret = refuse_if_dying(x, vcpu);
+	ret = refuse_if_dying(x);
 	if (ret < 0)
 		return ret;
 	ret = xen_err(xc_vcpu_setcontext(x->xch, x->domid, vcpu, &ctx));
