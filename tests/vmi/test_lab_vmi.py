@@ -70,6 +70,15 @@ def background(lab, script, out):
     lab.sh(f"rm -f {out}; sh -c '{script}' </dev/null >/dev/null 2>&1 &")
 
 
+def wait_for_text(lab, path, text, timeout):
+    """Wait until dom0's file path holds text; its contents then."""
+    deadline = time.monotonic() + timeout
+    while text not in (out := lab.run(f"cat {path}").stdout):
+        assert time.monotonic() < deadline, out
+        time.sleep(0.3)
+    return out
+
+
 def objdump(elf):
     """address -> (next address, mnemonic, direct target or None)."""
     out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "-M", "att", str(elf)],
@@ -377,16 +386,10 @@ def test_domain_death_arrives_as_one_event(lab, tiny_symbols):
     fn = tiny_symbols["tiny_fib"]
     background(lab, f"{PROBE} tiny break {hex(fn)} 100000000 600 >/tmp/death.out 2>&1; "
                "echo exit=$? >>/tmp/death.out", "/tmp/death.out")
-    deadline = time.monotonic() + 120
-    while '"event": "break"' not in lab.run("cat /tmp/death.out").stdout:
-        assert time.monotonic() < deadline, lab.run("cat /tmp/death.out").stdout
-        time.sleep(0.5)
+    wait_for_text(lab, "/tmp/death.out", '"event": "break"', 120)
     try:
         lab.destroy("tiny")
-        deadline = time.monotonic() + 60
-        while "exit=" not in lab.run("cat /tmp/death.out").stdout:
-            assert time.monotonic() < deadline, lab.run("cat /tmp/death.out").stdout
-            time.sleep(0.5)
+        wait_for_text(lab, "/tmp/death.out", "exit=", 60)
         out = lab.sh("cat /tmp/death.out")
         events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
         gone = [e for e in events if e.get("event") == "domain-gone"]
@@ -410,26 +413,17 @@ def test_write_to_a_dying_domain_is_refused_and_xen_survives(lab, tiny_symbols):
     domid = int(lab.sh("xl domid tiny"))
     background(lab, f"{PROBE} tiny hold {hex(tiny_symbols['tiny_fib'])} >/tmp/zombie-hold.out 2>&1",
                "/tmp/zombie-hold.out")
-    deadline = time.monotonic() + 120
-    while '"ready": true' not in lab.run("cat /tmp/zombie-hold.out").stdout:
-        assert time.monotonic() < deadline, lab.run("cat /tmp/zombie-hold.out").stdout
-        time.sleep(0.5)
+    wait_for_text(lab, "/tmp/zombie-hold.out", '"ready": true', 120)
     holder = json.loads(lab.sh("head -1 /tmp/zombie-hold.out"))["pid"]
     try:
         lab.sh(f"kill -STOP {holder}")
         background(lab, f"{PROBE} {domid} set-reg-paused 1 dr2 0x1000 8 >/tmp/zombie-write.out 2>&1; "
                    "echo exit=$? >>/tmp/zombie-write.out", "/tmp/zombie-write.out")
-        deadline = time.monotonic() + 60
-        while '"paused": true' not in lab.run("cat /tmp/zombie-write.out").stdout:
-            assert time.monotonic() < deadline, lab.run("cat /tmp/zombie-write.out").stdout
-            time.sleep(0.2)
+        wait_for_text(lab, "/tmp/zombie-write.out", '"paused": true', 60)
         lab.sh("xl destroy tiny")
         assert domid in [int(l.split()[1]) for l in lab.sh("xl list").splitlines()[1:]], \
             "tiny vanished: nothing held it, the test proves nothing"
-        deadline = time.monotonic() + 60
-        while "exit=" not in lab.run("cat /tmp/zombie-write.out").stdout:
-            assert time.monotonic() < deadline, lab.run("cat /tmp/zombie-write.out").stdout
-            time.sleep(0.5)
+        wait_for_text(lab, "/tmp/zombie-write.out", "exit=", 60)
         out = lab.sh("cat /tmp/zombie-write.out")
         last = [json.loads(l) for l in out.splitlines() if l.startswith("{") and '"cmd"' in l][-1]
         assert last.get("what") == "set-reg" and last.get("error") == "No such process", out
@@ -449,10 +443,7 @@ def test_sigkill_mid_session_leaves_this_behind(lab, tiny_symbols, figures):
     orig = probe(lab, "tiny", "read-virt", 0, fn, 1)[0]["hex"]
     background(lab, f"{PROBE} tiny hold {hex(fn)} {hex(hw)} >/tmp/hold.out 2>&1", "/tmp/hold.out")
     try:
-        deadline = time.monotonic() + 120
-        while '"event": "held"' not in lab.run("cat /tmp/hold.out").stdout:
-            assert time.monotonic() < deadline, lab.run("cat /tmp/hold.out").stdout
-            time.sleep(0.5)
+        wait_for_text(lab, "/tmp/hold.out", '"event": "held"', 120)
         pid = json.loads(lab.sh("head -1 /tmp/hold.out"))["pid"]
         lab.sh(f"kill -9 {pid}")
         time.sleep(1)

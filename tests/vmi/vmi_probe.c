@@ -573,9 +573,17 @@ reg_field(struct vmi_regs *r, const char *name)
 	return NULL;
 }
 
+/*
+ * Pause, read the registers, write NAME = val from them, read them back,
+ * unpause. wait_s > 0 says "paused" and waits that long between the read
+ * and the write (the session keeps the registers it read while the domain
+ * is paused): the write gdb makes when it sets a breakpoint at a stop.
+ */
 static int
-set_reg_once(struct probe *p, unsigned vcpu, const char *name, uint64_t val)
+set_reg_once(struct probe *p, unsigned vcpu, const char *name, uint64_t val,
+    time_t wait_s)
 {
+	struct timespec ts = { .tv_sec = wait_s };
 	struct vmi_regs r;
 	uint64_t *f;
 	struct jline j;
@@ -586,6 +594,13 @@ set_reg_once(struct probe *p, unsigned vcpu, const char *name, uint64_t val)
 	f = reg_field(&r, name);
 	if (ret == 0 && f == NULL)
 		ret = -EINVAL;
+	if (ret == 0 && wait_s > 0) {
+		j_begin(&j);
+		j_str(&j, "cmd", p->cmd);
+		j_bool(&j, "paused", true);
+		j_end(&j);
+		nanosleep(&ts, NULL);
+	}
 	if (ret == 0) {
 		*f = val;
 		ret = vmi_set_regs(p->v, vcpu, &r);
@@ -596,7 +611,7 @@ set_reg_once(struct probe *p, unsigned vcpu, const char *name, uint64_t val)
 	if (ret != 0)
 		return fail(p, ret, "set-reg");
 	j_begin(&j);
-	j_str(&j, "cmd", "set-reg");
+	j_str(&j, "cmd", p->cmd);
 	j_str(&j, "name", name);
 	j_hex(&j, "value", *reg_field(&r, name));
 	j_end(&j);
@@ -609,58 +624,15 @@ static int
 cmd_set_reg(struct probe *p, char **argv, int argc)
 {
 	unsigned vcpu = (unsigned)num(argv[0]);
-	int r = set_reg_once(p, vcpu, argv[1], num(argv[2]));
+	int r = set_reg_once(p, vcpu, argv[1], num(argv[2]), 0);
 
 	if (r == 0 && argc >= 5) {
 		struct timespec ts = { .tv_sec = (time_t)num(argv[3]) };
 
 		nanosleep(&ts, NULL);
-		r = set_reg_once(p, vcpu, argv[1], num(argv[4]));
+		r = set_reg_once(p, vcpu, argv[1], num(argv[4]), 0);
 	}
 	return r;
-}
-
-/*
- * set-reg-paused VCPU NAME VALUE SECONDS: pause the domain, read the
- * registers (the session keeps them while it is paused), say so, wait
- * SECONDS, then write NAME from what was read: the write gdb makes when it
- * sets a breakpoint at a stop. The lab test destroys the domain during the
- * wait (Xen must not see a vCPU context write for a dying domain).
- */
-static int
-cmd_set_reg_paused(struct probe *p, char **argv)
-{
-	unsigned vcpu = (unsigned)num(argv[0]);
-	struct timespec ts = { .tv_sec = (time_t)num(argv[3]) };
-	struct vmi_regs r;
-	uint64_t *f;
-	struct jline j;
-	int ret = vmi_pause(p->v);
-
-	if (ret == 0)
-		ret = vmi_get_regs(p->v, vcpu, &r);
-	f = reg_field(&r, argv[1]);
-	if (ret == 0 && f == NULL)
-		ret = -EINVAL;
-	if (ret != 0) {
-		vmi_unpause(p->v);
-		return fail(p, ret, "read");
-	}
-	j_begin(&j);
-	j_str(&j, "cmd", "set-reg-paused");
-	j_bool(&j, "paused", true);
-	j_end(&j);
-	nanosleep(&ts, NULL);
-	*f = num(argv[2]);
-	ret = vmi_set_regs(p->v, vcpu, &r);
-	vmi_unpause(p->v);
-	if (ret != 0)
-		return fail(p, ret, "set-reg");
-	j_begin(&j);
-	j_str(&j, "cmd", "set-reg-paused");
-	j_hex(&j, "value", *f);
-	j_end(&j);
-	return 0;
 }
 
 static void
@@ -1349,7 +1321,8 @@ dispatch(struct probe *p, int argc, char **argv)
 	}
 	if (strcmp(c, "set-reg-paused") == 0) {
 		NEED(4);
-		return cmd_set_reg_paused(p, argv);
+		return set_reg_once(p, (unsigned)num(argv[0]), argv[1],
+		    num(argv[2]), (time_t)num(argv[3]));
 	}
 	if (strcmp(c, "read-phys") == 0) {
 		NEED(2);
