@@ -106,10 +106,12 @@ def pytest_runtest_makereport(item, call):
 
 
 def _log_tails(lab):
-    """vmistub's log (tests/stub), dom0's kernel log, xl list: last lines."""
+    """vmistub's log (tests/stub), dom0's kernel log, Xen's log, xl list:
+    last lines."""
     parts = []
     for title, cmd in (("vmistub log", "tail -n 30 /tmp/vmistub.log"),
-                       ("dom0 dmesg", "dmesg | tail -n 12"), ("xl list", "xl list")):
+                       ("dom0 dmesg", "dmesg | tail -n 12"),
+                       ("xl dmesg", "xl dmesg | tail -n 12"), ("xl list", "xl list")):
         try:
             r = lab.run(cmd, timeout=20)
             parts.append(f"--- {title}\n{r.stdout.rstrip() if r.ok else '(none)'}")

@@ -64,7 +64,8 @@ DOM0_CORRUPTION = re.compile(r"died due to fatal signal \w+( \w+)*|unable to XZ 
                              r"|Segmentation fault|malloc\(\): \w+"
                              # xl itself (create, domid, ...) killed by SIGILL,
                              # SIGABRT, SIGBUS or SIGSEGV
-                             r"|'xl [^']*' ended with signal (4|6|7|11)\b")
+                             # (the command may hold quoted overrides: 'name="x"')
+                             r"|'xl .*' ended with signal (4|6|7|11)\b")
 
 
 class GuestCrashed(LabError):

@@ -186,6 +186,21 @@ def test_record_write_keeps_the_guest_tsc_steady(lab):
     assert_tiny_healthy(lab)
 
 
+def test_register_write_xen_refuses_leaves_the_guest_running(lab):
+    """A record write Xen rejects (EFER.SVME on a guest without nested
+    virtualisation: hvm_efer_valid) fails after hvm_load has marked every
+    vCPU down: the records as saved go back, the write reports EINVAL,
+    EFER is unchanged and both vCPUs run on (without that undo the guest
+    stopped for good)."""
+    efer = int(probe(lab, "tiny", "regs", 0)[0]["efer"], 16)
+    out = probe(lab, "tiny", "set-reg", 0, "efer", efer | (1 << 12), ok=False)
+    assert out[-1].get("error") == "Invalid argument", out
+    for vcpu in (0, 1):
+        assert "error" not in probe(lab, "tiny", "regs", vcpu)[0]
+    assert int(probe(lab, "tiny", "regs", 0)[0]["efer"], 16) == efer
+    assert_tiny_healthy(lab)
+
+
 def test_linux_vcpu_registers_are_sane(lab, linux_system_map):
     for vcpu in (0, 1):
         r = probe(lab, "linux", "regs", vcpu)[0]

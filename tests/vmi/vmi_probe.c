@@ -568,8 +568,11 @@ reg_field(struct vmi_regs *r, const char *name)
 	}
 	if (strcmp(name, "cr8") == 0)
 		return &r->cr8;
-	if (strcmp(name, "fs_base") == 0)   /* a register of the record path */
+	/* Registers of the record path: */
+	if (strcmp(name, "fs_base") == 0)
 		return &r->seg[VMI_SEG_FS].base;
+	if (strcmp(name, "efer") == 0)
+		return &r->efer;
 	return NULL;
 }
 

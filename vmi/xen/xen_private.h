@@ -51,9 +51,9 @@ struct xen_drv {
 	bool dom_exc;
 	bool reported_gone, reported_shutdown;
 
-	/* hvm_save header record, needed to build a setcontext blob. */
-	uint8_t *hvm_header;
-	uint32_t hvm_header_len;
+	/* Guest TSC cycles per dom0 TSC cycle, for the record write's TSC
+	 * correction (xen_regs.c, load_image); 0 until first needed. */
+	double tsc_scale;
 
 	/* Extended FPU state kept across xc_vcpu_setcontext (xen_regs.c,
 	 * set_by_vcpu_context). Set up at the first light write. */

@@ -20,10 +20,11 @@
  * must be in it: hvm_load() first marks all vCPUs down and brings back up
  * only those whose CPU record it loads (seen in the lab: writing vCPU 0
  * alone stopped vCPU 1 for good). No other record (APIC, timers, IRQs) is
- * in the image, so none of that is reloaded. The domain is paused while
- * the records are read and written, so the other vCPUs' records are
- * current when they go back, and fields vmistub does not model (pending
- * event, TSC, tsc_aux) go back as Xen gave them.
+ * in the image, so none of that is reloaded. The records come from one
+ * full save taken with the domain paused right before the load, so the
+ * other vCPUs' records are current when they go back, and fields vmistub
+ * does not model (pending event, tsc_aux) go back as Xen gave them; the
+ * TSC is moved on by the time between save and load (set_by_record).
  *
  * CR8 is the local APIC's TPR (LAPIC_REGS record, offset 0x80, bits 7:4);
  * writing it would mean reloading the whole APIC page, so it is read-only.
@@ -249,114 +250,171 @@ xen_get_regs(struct vmi_driver *d, unsigned vcpu, struct vmi_regs *r)
 	return 0;
 }
 
-/* The first record of a full save image is the header hvm_load() checks;
- * it does not change while the domain lives, so it is fetched once. */
+/*
+ * The full save image of the domain, as xc_domain_hvm_getcontext gives it.
+ * Taking it sets the domain's sync_tsc (arch_hvm_save), so every CPU
+ * record's TSC is the guest TSC of this moment; *taken is dom0's TSC just
+ * before the hypercall (the same clock as Xen's: a PV dom0 reads the TSC
+ * natively).
+ */
 static int
-load_header(struct xen_drv *x)
+full_save(struct xen_drv *x, uint8_t **image, size_t *size, uint64_t *taken)
 {
-	struct hvm_save_descriptor desc;
-	uint8_t *buf;
-	int size, r;
-
-	if (x->hvm_header != NULL)
-		return 0;
-	size = xc_domain_hvm_getcontext(x->xch, x->domid, NULL, 0);
-	if (size <= 0)
-		return xen_err(size < 0 ? size : -1);
-	buf = malloc((size_t)size);
-	if (buf == NULL)
-		return -ENOMEM;
-	r = xen_err(xc_domain_hvm_getcontext(x->xch, x->domid, buf,
-	    (uint32_t)size));
-	if (r >= 0) {
-		memcpy(&desc, buf, sizeof(desc));
-		if (desc.typecode != HVM_SAVE_CODE(HEADER) ||
-		    sizeof(desc) + desc.length > (size_t)size)
-			r = -EPROTO;
-	}
-	if (r < 0) {
-		free(buf);
-		return r;
-	}
-	x->hvm_header_len = (uint32_t)(sizeof(desc) + desc.length);
-	x->hvm_header = buf;  /* the header is at the start; the rest idles */
-	return 0;
-}
-
-/* Header, then one CPU record per vCPU that is up, then END. */
-static int
-write_image(struct xen_drv *x, const struct hvm_hw_cpu *cpus,
-    const bool *up)
-{
-	struct hvm_save_descriptor desc;
-	size_t len = x->hvm_header_len + sizeof(desc), off;
-	uint8_t *blob;
+	int n = xc_domain_hvm_getcontext(x->xch, x->domid, NULL, 0);
 	int ret;
 
-	for (unsigned i = 0; i < x->nr_vcpus; i++)
-		if (up[i])
-			len += sizeof(desc) + sizeof(cpus[i]);
-	blob = malloc(len);
-	if (blob == NULL)
+	*image = NULL;
+	if (n <= 0)
+		return xen_err(n < 0 ? n : -1);
+	*image = malloc((size_t)n);
+	if (*image == NULL)
 		return -ENOMEM;
-	memcpy(blob, x->hvm_header, x->hvm_header_len);
-	off = x->hvm_header_len;
-	for (unsigned i = 0; i < x->nr_vcpus; i++) {
-		if (!up[i])
-			continue;
-		desc = (struct hvm_save_descriptor){ .typecode =
-		    HVM_SAVE_CODE(CPU), .instance = (uint16_t)i,
-		    .length = sizeof(cpus[i]) };
-		memcpy(blob + off, &desc, sizeof(desc));
-		off += sizeof(desc);
-		memcpy(blob + off, &cpus[i], sizeof(cpus[i]));
-		off += sizeof(cpus[i]);
-	}
-	desc = (struct hvm_save_descriptor){ .typecode = HVM_SAVE_CODE(END) };
-	memcpy(blob + off, &desc, sizeof(desc));
-	ret = xen_err(xc_domain_hvm_setcontext(x->xch, x->domid, blob,
-	    (uint32_t)len));
-	free(blob);
+	*taken = __builtin_ia32_rdtsc();
+	ret = xen_err(xc_domain_hvm_getcontext(x->xch, x->domid, *image,
+	    (uint32_t)n));
+	*size = (size_t)n;
 	return ret < 0 ? ret : 0;
 }
 
+/*
+ * From a full save: the image to load, HEADER, every CPU record and END
+ * (hvm_load marks every vCPU down and brings back up only those whose
+ * record it loads: a vCPU that is down has no record and stays down).
+ * With r, vcpu's record becomes r (-ENODATA if vcpu is down).
+ */
+static int
+cpu_image(struct xen_drv *x, const uint8_t *save, size_t size, unsigned vcpu,
+    const struct vmi_regs *r, uint8_t **image, size_t *len)
+{
+	struct hvm_save_descriptor desc;
+	struct hvm_hw_cpu cpu;
+	uint8_t *out = malloc(size + sizeof(desc));
+	size_t off = 0, rec;
+	bool found = false;
+
+	*image = out;
+	*len = 0;
+	if (out == NULL)
+		return -ENOMEM;
+	for (; off + sizeof(desc) <= size; off += rec) {
+		memcpy(&desc, save + off, sizeof(desc));
+		rec = sizeof(desc) + desc.length;
+		if (desc.typecode == HVM_SAVE_CODE(END) || off + rec > size)
+			break;
+		if (desc.typecode != HVM_SAVE_CODE(HEADER) &&
+		    desc.typecode != HVM_SAVE_CODE(CPU))
+			continue;
+		memcpy(out + *len, save + off, rec);
+		if (r != NULL && desc.typecode == HVM_SAVE_CODE(CPU) &&
+		    desc.instance == vcpu) {
+			if (desc.length != sizeof(cpu))
+				return -EPROTO;
+			memcpy(&cpu, save + off + sizeof(desc), sizeof(cpu));
+			to_cpu(r, &cpu);
+			xen_dr7_to_xen(x, vcpu, &cpu.dr3, &cpu.dr7);
+			memcpy(out + *len + sizeof(desc), &cpu, sizeof(cpu));
+			found = true;
+		}
+		*len += rec;
+	}
+	desc = (struct hvm_save_descriptor){ .typecode = HVM_SAVE_CODE(END) };
+	memcpy(out + *len, &desc, sizeof(desc));
+	*len += sizeof(desc);
+	return r != NULL && !found ? -ENODATA : 0;
+}
+
+/*
+ * Load an image from cpu_image. hvm_load sets the guest TSC of each vCPU
+ * to its record's value at the moment of the load, so without a
+ * correction every vCPU's TSC would step back by the time since the save
+ * (and by minutes with records from partial reads, which carry the TSC of
+ * the last full save: vmi/REVIEW-intel.md, finding 4). Each record's TSC
+ * is moved forward by that time, measured on dom0's TSC and scaled to the
+ * guest's TSC rate: what is left is the difference between the two
+ * hypercalls' entry times, microseconds either way.
+ */
+static int
+load_image(struct xen_drv *x, uint8_t *image, size_t len, uint64_t taken)
+{
+	struct hvm_save_descriptor desc;
+	struct hvm_hw_cpu cpu;
+	uint64_t now = __builtin_ia32_rdtsc();
+	double scale = x->tsc_scale > 0 ? x->tsc_scale : 1.0;
+	uint64_t ahead = now > taken ? (uint64_t)((double)(now - taken) * scale) : 0;
+
+	for (size_t off = 0; off + sizeof(desc) <= len;
+	    off += sizeof(desc) + desc.length) {
+		memcpy(&desc, image + off, sizeof(desc));
+		if (desc.typecode != HVM_SAVE_CODE(CPU) ||
+		    desc.length != sizeof(cpu))
+			continue;
+		memcpy(&cpu, image + off + sizeof(desc), sizeof(cpu));
+		cpu.tsc += ahead;
+		memcpy(image + off + sizeof(desc), &cpu, sizeof(cpu));
+	}
+	return xen_err(xc_domain_hvm_setcontext(x->xch, x->domid, image,
+	    (uint32_t)len));
+}
+
+/*
+ * Guest TSC cycles per dom0 TSC cycle: the domain's TSC rate (gtsc_khz,
+ * differs from the host's only when Xen emulates or scales the TSC) over
+ * the host's. 1 when either is unknown.
+ */
+static void
+probe_tsc_scale(struct xen_drv *x)
+{
+	xc_physinfo_t phys = { 0 };
+	uint32_t mode, gtsc_khz, incarnation;
+	uint64_t elapsed;
+
+	x->tsc_scale = 1.0;
+	if (xc_physinfo(x->xch, &phys) == 0 && phys.cpu_khz != 0 &&
+	    xc_domain_get_tsc_info(x->xch, x->domid, &mode, &elapsed,
+	    &gtsc_khz, &incarnation) == 0 && gtsc_khz != 0)
+		x->tsc_scale = (double)gtsc_khz / phys.cpu_khz;
+}
+
+/*
+ * The write of anything beyond the light part: one full save with the
+ * domain paused, vcpu's CPU record replaced, every CPU record loaded back
+ * (TSC corrected, load_image). Should Xen refuse the load after it has
+ * marked every vCPU down (hvm_load does that first, and a record it
+ * rejects leaves them so), the records as saved are loaded again: the
+ * write fails, the guest runs on as it was.
+ */
 static int
 set_by_record(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
 {
-	struct hvm_hw_cpu *cpus;
-	bool *up;
+	uint8_t *save = NULL, *image = NULL, *orig = NULL;
+	size_t size = 0, len = 0, orig_len = 0;
+	uint64_t taken = 0;
+	int ret, undo;
 	bool paused;
-	int ret;
 
-	ret = load_header(x);
-	if (ret != 0)
-		return ret;
-	cpus = calloc(x->nr_vcpus, sizeof(*cpus));
-	up = calloc(x->nr_vcpus, sizeof(*up));
-	if (cpus == NULL || up == NULL) {
-		free(cpus);
-		free(up);
-		return -ENOMEM;
-	}
+	if (x->tsc_scale == 0)
+		probe_tsc_scale(x);
 	ret = xen_err(xc_domain_pause(x->xch, x->domid));
 	paused = ret == 0;
-	for (unsigned i = 0; i < x->nr_vcpus && ret == 0; i++) {
-		/* A vCPU that is down has no record (ENODATA) and must stay
-		 * out of the image, or loading it would bring it up. */
-		ret = read_cpu(x, i, &cpus[i]);
-		up[i] = ret == 0;
-		if (ret == -ENODATA && i != vcpu)
-			ret = 0;
-	}
+	if (ret == 0)
+		ret = full_save(x, &save, &size, &taken);
+	if (ret == 0)
+		ret = cpu_image(x, save, size, vcpu, r, &image, &len);
+	if (ret == 0)
+		ret = cpu_image(x, save, size, vcpu, NULL, &orig, &orig_len);
 	if (ret == 0) {
-		to_cpu(r, &cpus[vcpu]);
-		xen_dr7_to_xen(x, vcpu, &cpus[vcpu].dr3, &cpus[vcpu].dr7);
-		ret = write_image(x, cpus, up);
+		ret = load_image(x, image, len, taken);
+		if (ret < 0) {
+			undo = load_image(x, orig, orig_len, taken);
+			if (undo < 0)
+				ret = undo == -ESRCH ? undo : -EIO;
+		}
 	}
 	if (paused)
 		xc_domain_unpause(x->xch, x->domid);
-	free(cpus);
-	free(up);
+	free(save);
+	free(image);
+	free(orig);
 	return ret;
 }
 
@@ -528,8 +586,6 @@ xen_regs_fini(struct xen_drv *x)
 	}
 	x->xcall = NULL;
 	x->xs_buf = x->xs_domctl = NULL;
-	free(x->hvm_header);
-	x->hvm_header = NULL;
 }
 
 /*
