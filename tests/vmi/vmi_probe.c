@@ -1009,6 +1009,8 @@ cmd_hold_all(struct probe *p, unsigned release, double secs, char **addrs,
     int n)
 {
 	uint64_t held[16] = { 0 }, ran[16] = { 0 }, rips[MAX_VCPUS] = { 0 };
+	uint64_t rip_after = 0;
+	struct vmi_regs regs;
 	struct vmi_response rsp;
 	unsigned nr = vmi_nr_vcpus(p->v), nheld;
 	struct jline j;
@@ -1042,6 +1044,9 @@ cmd_hold_all(struct probe *p, unsigned release, double secs, char **addrs,
 			p->timed_out = false;
 			r = read_u64s(p, addrs, n, ran);
 		}
+		/* Where the released vCPU is now: a livelock shows here. */
+		if (r == 0 && vmi_get_regs(p->v, release, &regs) == 0)
+			rip_after = regs.g.rip;
 	}
 	j_begin(&j);
 	j_str(&j, "cmd", "hold-all");
@@ -1053,6 +1058,7 @@ cmd_hold_all(struct probe *p, unsigned release, double secs, char **addrs,
 	j_int(&j, "foreign", p->foreign);
 	j_hex_array(&j, "at_hold", held, (size_t)n);
 	j_hex_array(&j, "after_run", ran, (size_t)n);
+	j_hex(&j, "released_rip_after", rip_after);
 	if (r != 0 || p->err != 0)
 		j_str(&j, "error", strerror(-(r ? r : p->err)));
 	j_end(&j);
