@@ -275,7 +275,27 @@ class Lab:
             lab.stub_port = lab.forwards["1234"]
         return lab
 
-    def start(self, timeout=300):
+    def start(self, timeout=200, attempts=2):
+        """Boot Xen and dom0 in QEMU and wait for dom0's agent. A boot that
+        hangs or crashes (the nested emulation's instability: a dom0 kernel
+        once stopped for good after "sched_clock: Marking stable") is
+        reported with the incidents, its console kept as
+        serial-attemptN.log, and booted once more."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once(timeout)
+            except LabError as e:
+                if attempt == attempts or not re.match(
+                        r"dom0 was not ready|the lab crashed while booting", str(e)):
+                    raise
+                self.incidents.append(f"lab boot attempt {attempt} failed: {str(e).splitlines()[0]}")
+                self.log(f"lab boot attempt {attempt} failed, booting again: {str(e).splitlines()[0]}")
+                self.close()
+                serial = self.run_dir / "serial.log"
+                if serial.exists():
+                    serial.replace(self.run_dir / f"serial-attempt{attempt}.log")
+
+    def _start_once(self, timeout):
         self.build_images()
         for p in ("serial.log", "qemu.log"):
             (self.run_dir / p).unlink(missing_ok=True)

@@ -22,7 +22,8 @@ def start_demo(build_dir, run_dir):
          "demo", "--guest", "tiny"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
-    deadline = time.monotonic() + 300
+    # lab.start boots dom0 a second time after a hung boot (200 s each).
+    deadline = time.monotonic() + 480
     try:
         for line in proc.stdout:
             seen.append(line)

@@ -175,3 +175,18 @@ def test_destroy_and_create_again(lab):
     new = lab.create_guest("tiny")
     assert new != old
     assert lab.progress("tiny") is not None
+
+
+def test_hung_boot_is_booted_again_and_reported(build_dir, tmp_path):
+    """A dom0 that is not ready in time (once, in CI: a dom0 kernel that
+    stopped for good early in its boot) is booted once more, reported with
+    the incidents and its console kept; a second failure is raised. Here
+    3 s is too short for any boot, so both attempts fail."""
+    lab = lablib.Lab(build_dir, run_dir=tmp_path)
+    try:
+        with pytest.raises(lablib.LabError, match="dom0 was not ready within 3 s"):
+            lab.start(timeout=3, attempts=2)
+    finally:
+        lab.close()
+    assert lab.incidents == ["lab boot attempt 1 failed: dom0 was not ready within 3 s"]
+    assert (tmp_path / "serial-attempt1.log").exists()
