@@ -551,10 +551,13 @@ class Lab:
             return None
         return lines[1].split()[4]
 
+    @staticmethod
+    def _dead(state):
+        """Gone (None), crashed or shut down: a guest no test can use."""
+        return state is None or "c" in state or "s" in state
+
     def is_dead(self, name):
-        """Gone, crashed or shut down: a guest no test can use."""
-        st = self.state(name)
-        return st is None or "c" in st or "s" in st
+        return self._dead(self.state(name))
 
     def revive_dead_guests(self, names, why):
         """Boot again every guest of names found dead (is_dead), each one
@@ -562,7 +565,7 @@ class Lab:
         must not fail every later test."""
         for guest in names:
             state = self.state(guest)
-            if state is not None and "c" not in state and "s" not in state:
+            if not self._dead(state):
                 continue
             self.incidents.append(f"{guest} found {'gone' if state is None else state} {why}; booted again")
             self.run(f"xl destroy {guest}", timeout=60)

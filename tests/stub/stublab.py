@@ -19,7 +19,7 @@ def stub_start(lab, domain="tiny", extra=""):
     A guest the nested emulation crashed is booted again first (reported
     with the lab's incidents)."""
     stub_stop(lab)
-    lab.revive_dead_guests([domain], f"before vmistub attached to it")
+    lab.revive_dead_guests([domain], "before vmistub attached to it")
     # A vmistub the pid file does not name (one that outlived stub_stop,
     # or was started by hand) would hold the port and fail every later
     # module: it is reported, then ended.

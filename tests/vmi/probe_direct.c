@@ -280,18 +280,19 @@ out:
 }
 
 /* Xen 4.17 panics on a setvcpucontext for a dying domain: the direct
- * loop asks first too, the same way (vmi/xen/xen_regs.c, refuse_if_dying:
- * hvm_save_one's EINVAL is is_dying). */
+ * loop asks first too, the same way (vmi/xen/xen.c, xen_refuse_dying: our
+ * end of the vm_event channel still bound to the domain). */
 static int
 set_context_unless_dying(struct dring *r, unsigned vcpu,
     vcpu_guest_context_any_t *ctx)
 {
-	struct hvm_hw_cpu cpu;
+	xc_evtchn_status_t st = { .dom = DOMID_SELF, .port = r->port };
 
-	if (xc_domain_hvm_getcontext_partial(r->xch, r->domid,
-	    HVM_SAVE_CODE(CPU), (uint16_t)vcpu, &cpu, sizeof(cpu)) != 0 &&
-	    errno != ENODATA)
-		return errno == EINVAL ? -ESRCH : neg();
+	if (xc_evtchn_status(r->xch, &st) != 0)
+		return neg();
+	if (st.status != EVTCHNSTAT_interdomain ||
+	    st.u.interdomain.dom != r->domid)
+		return -ESRCH;
 	return xc_vcpu_setcontext(r->xch, r->domid, vcpu, ctx) ? neg() : 0;
 }
 

@@ -439,7 +439,7 @@ def test_write_to_a_dying_domain_is_refused_and_xen_survives(lab, tiny_symbols):
         background(lab, f"{PROBE} {domid} set-reg-paused 1 dr2 0x1000 8 >/tmp/zombie-write.out 2>&1; "
                    "echo exit=$? >>/tmp/zombie-write.out", "/tmp/zombie-write.out")
         wait_for_text(lab, "/tmp/zombie-write.out", '"paused": true', 60)
-        lab.sh("xl destroy tiny")
+        lab.destroy("tiny")
         assert domid in [int(l.split()[1]) for l in lab.sh("xl list").splitlines()[1:]], \
             "tiny vanished: nothing held it, the test proves nothing"
         wait_for_text(lab, "/tmp/zombie-write.out", "exit=", 60)

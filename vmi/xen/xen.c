@@ -97,9 +97,15 @@ getinfo(struct xen_drv *x, xc_dominfo_t *info)
 }
 
 /*
- * 1 if the domain is being destroyed, 0 if not, or -errno. getdomaininfo
- * alone cannot tell: its "dying" flag comes only once the teardown is
- * over. domain_kill closes the domain's event channels before it frees
+ * -ESRCH if the domain is being destroyed, else 0 (or -errno). Xen 4.17
+ * takes XEN_DOMCTL_setvcpucontext for a dying domain, whose vCPUs have
+ * already lost their emulation cache to hvm_domain_relinquish_resources:
+ * arch_set_info_guest -> hvmemul_cancel then dereferences NULL and the
+ * hypervisor panics (it ended a CI run), so every light write asks this
+ * first (xen_regs.c, set_by_vcpu_context). The microseconds between the
+ * question and the write stay open; dom0 cannot close them (a destroy
+ * does not wait for a pause). getdomaininfo alone cannot tell: its
+ * "dying" flag comes only once the teardown is over. domain_kill closes the domain's event channels before it frees
  * anything, though, so our end of the vm_event channel still bound to the
  * domain says the teardown has not got that far. It is a question about
  * our own port: it touches no vCPU of the guest (hvm_save_one would tell
@@ -107,7 +113,7 @@ getinfo(struct xen_drv *x, xc_dominfo_t *info)
  * Without the ring, getdomaininfo's late flag is all there is.
  */
 int
-xen_domain_dying(struct xen_drv *x)
+xen_refuse_dying(struct xen_drv *x)
 {
 	xc_evtchn_status_t st = { .dom = DOMID_SELF, .port = x->local_port };
 	xc_dominfo_t info;
@@ -115,12 +121,12 @@ xen_domain_dying(struct xen_drv *x)
 
 	if (!x->ring_on) {
 		r = getinfo(x, &info);
-		return r == -ESRCH ? 1 : r < 0 ? r : info.dying ? 1 : 0;
+		return r < 0 ? r : info.dying ? -ESRCH : 0;
 	}
 	if (xc_evtchn_status(x->xch, &st) < 0)
 		return xen_err(-1);
-	return st.status != EVTCHNSTAT_interdomain ||
-	    st.u.interdomain.dom != x->domid;
+	return st.status == EVTCHNSTAT_interdomain &&
+	    st.u.interdomain.dom == x->domid ? 0 : -ESRCH;
 }
 
 /*

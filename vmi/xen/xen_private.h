@@ -77,9 +77,10 @@ int xen_set_regs(struct vmi_driver *d, unsigned vcpu,
     const struct vmi_regs *r);
 int xen_set_light_regs(struct vmi_driver *d, unsigned vcpu,
     const struct vmi_regs *r);
-/* Frees what xen_regs.c set up (xcall, its buffers, the header). */
+/* Frees what xen_regs.c set up (xcall and its buffers). */
 void xen_regs_fini(struct xen_drv *x);
-int xen_domain_dying(struct xen_drv *x);
+/* xen.c: -ESRCH once the domain is being destroyed (before a setcontext). */
+int xen_refuse_dying(struct xen_drv *x);
 /* xen_dr7.c: DR3/DR7 as the session means them <-> as Xen must hold them. */
 void xen_dr7_to_xen(struct xen_drv *x, unsigned vcpu, uint64_t *dr3,
     uint64_t *dr7);

@@ -114,25 +114,6 @@ read_cpu(struct xen_drv *x, unsigned vcpu, struct hvm_hw_cpu *cpu)
 	    HVM_SAVE_CODE(CPU), (uint16_t)vcpu, cpu, sizeof(*cpu)));
 }
 
-/*
- * Xen 4.17 takes XEN_DOMCTL_setvcpucontext for a dying domain, whose
- * vCPUs have already lost their emulation cache to
- * hvm_domain_relinquish_resources: arch_set_info_guest -> hvmemul_cancel
- * then dereferences NULL and the hypervisor panics (it ended a CI run: a
- * guest destroyed under a benchmark). A write from registers read earlier
- * (the session's cache of a stopped vCPU) gets there, so every setcontext
- * asks first, with xen_domain_dying (xen.c). The microseconds between
- * that question and the write stay open; dom0 cannot close them (a
- * destroy does not wait for a pause).
- */
-static int
-refuse_if_dying(struct xen_drv *x)
-{
-	int r = xen_domain_dying(x);
-
-	return r < 0 ? r : r > 0 ? -ESRCH : 0;
-}
-
 static int
 read_cr8(struct xen_drv *x, unsigned vcpu, uint64_t *cr8)
 {
@@ -339,8 +320,8 @@ load_image(struct xen_drv *x, uint8_t *image, size_t len, uint64_t taken)
 	struct hvm_save_descriptor desc;
 	struct hvm_hw_cpu cpu;
 	uint64_t now = __builtin_ia32_rdtsc();
-	double scale = x->tsc_scale > 0 ? x->tsc_scale : 1.0;
-	uint64_t ahead = now > taken ? (uint64_t)((double)(now - taken) * scale) : 0;
+	uint64_t ahead = now > taken ?
+	    (uint64_t)((double)(now - taken) * x->tsc_scale) : 0;
 
 	for (size_t off = 0; off + sizeof(desc) <= len;
 	    off += sizeof(desc) + desc.length) {
@@ -626,7 +607,7 @@ set_by_vcpu_context(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
 	ctx.x64.debugreg[7] = r->dr7;
 	xen_dr7_to_xen(x, vcpu, &ctx.x64.debugreg[3], &ctx.x64.debugreg[7]);
 	x->light_writes++;
-	ret = refuse_if_dying(x);
+	ret = xen_refuse_dying(x);      /* Xen panics otherwise (xen.c) */
 	if (ret < 0)
 		return ret;
 	ret = xen_err(xc_vcpu_setcontext(x->xch, x->domid, vcpu, &ctx));
