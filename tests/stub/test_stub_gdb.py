@@ -2,8 +2,10 @@
 beyond the basics (hardware breakpoints, watchpoints, source stepping,
 range stepping, a breakpoint hit by both vCPUs, monitor commands, MI,
 extended-remote), and the figures of issue 5 point 7."""
+import queue
 import re
 import subprocess
+import threading
 import time
 
 import pytest
@@ -167,6 +169,17 @@ def test_mi_mode(lab, port, tiny_elf, tiny_symbols, detached):
         "-data-list-register-values x 16", "-target-detach", "-gdb-exit"]
     p = subprocess.Popen([GDB, "-nx", "--interpreter=mi2"], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # gdb's lines through a queue: a record that never comes (the guest
+    # died under the test, once in CI) fails the test after 300 s instead
+    # of hanging the suite.
+    lines = queue.Queue()
+
+    def read_all():
+        for l in p.stdout:
+            lines.put(l)
+        lines.put("")                       # gdb's end of output
+    threading.Thread(target=read_all, daemon=True).start()
+    deadline = time.monotonic() + 300
     out = []
     try:
         for c in cmds:
@@ -176,7 +189,10 @@ def test_mi_mode(lab, port, tiny_elf, tiny_symbols, detached):
             # after a run command) before sending the next one.
             want = ("*stopped",) if c.startswith("-exec") else ("^done", "^connected", "^error", "^exit")
             while True:
-                line = p.stdout.readline()
+                try:
+                    line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise AssertionError(f"no {want} after {c!r} within 300 s:\n" + "".join(out))
                 assert line, "".join(out)
                 out.append(line)
                 if line.startswith(want):
