@@ -67,27 +67,27 @@ def lab(build_dir):
         return
     if "error" in _lab_state:
         pytest.fail(f"the lab could not start (see the first lab test): {_lab_state['error']}")
-    lab = lablib.Lab(build_dir)
+    booted = lablib.Lab(build_dir)
     try:
-        lab.start()
+        booted.start()
         for guest in LAB_GUESTS:
-            lab.create_guest(guest)
+            booted.create_guest(guest)
     except Exception as e:
         _lab_state["error"] = str(e).splitlines()[0]
-        lab.collect_logs(build_dir / "lab-logs" / "startup")
-        lab.close()
+        booted.collect_logs(build_dir / "lab-logs" / "startup")
+        booted.close()
         pytest.fail(f"the lab could not start: {e}\n(logs in {build_dir / 'lab-logs' / 'startup'})")
-    FIGURES.update({f"lab.{k}": v for k, v in lab.figures.items()})
-    _lab_state["lab"] = lab
+    FIGURES.update({f"lab.{k}": v for k, v in booted.figures.items()})
+    _lab_state["lab"] = booted
     try:
-        yield lab
+        yield booted
     finally:
         # Every guest crash of the session, expected or not, is reported.
         _lab_state.pop("lab", None)
-        dumps = lab.crash_dumps()
-        if lab.incidents or dumps:
-            FIGURES["lab.incidents"] = lab.incidents + [f"Xen: {d}" for d in dumps]
-        lab.close()
+        dumps = booted.crash_dumps()
+        if booted.incidents or dumps:
+            FIGURES["lab.incidents"] = booted.incidents + [f"Xen: {d}" for d in dumps]
+        booted.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

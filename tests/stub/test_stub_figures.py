@@ -19,7 +19,6 @@ def packets(out, start, end, kinds=None):
 
 def test_packet_counts_and_throughput(lab, port, tiny_elf, tiny_symbols, tmp_path, figures, detached):
     dump = tmp_path / "mem.bin"
-    t = {}
     cmds = [
         "echo @attached\\n", "set scheduler-locking step",
         "break tiny_fib", "continue", "echo @bp0\\n", "continue", "echo @bp1\\n",

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from stublab import GDB, gdb, gdb_args, probe, runs_on, stub_log, val, wait_log
+from stublab import GDB, gdb, runs_on, val, wait_log
 
 HOT_HITS = 200
 
@@ -146,7 +146,7 @@ def test_monitor_commands(lab, port, tiny_elf, tiny_symbols, detached):
         "break tiny_fib", "monitor breakpoints",
         "echo @phys\\n", "monitor phys on",
         f'printf "pval %#lx\\n", *(unsigned long *){counter - 0xffffffff80000000:#x}',
-        "monitor phys off", f'printf "vval %#lx\\n", tiny_counter',
+        "monitor phys off", 'printf "vval %#lx\\n", tiny_counter',
         "monitor cache", "monitor cache flush", "monitor nosuch", "detach"])
     for name in ("help", "info", "phys", "translate", "cache", "breakpoints"):
         assert f"monitor {name}" in out, out

@@ -655,7 +655,7 @@ def test_ctrl_c_of_running_target_stops_with_sigint(start, gdbs):
     stub = start("fake")
     g = gdbs(stub.target)
     g.go("continue")
-    st = stub.wait_state(lambda s: s["pauses"] == 0)     # it runs
+    stub.wait_state(lambda s: s["pauses"] == 0)     # it runs
     time.sleep(0.3)
     assert stub.state()["pauses"] == 0 and stub.p.poll() is None
     g.interrupt()

@@ -6,8 +6,6 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 from stublab import (TINY_TEXT, Rsp, compare, gdb, gdb_args, progress_lines, runs_on,
                      snapshot, stub_alive, stub_log, val, wait_log)
 
