@@ -55,10 +55,12 @@ struct xen_drv {
 	 * correction (xen_regs.c, load_image); 0 until first needed. */
 	double tsc_scale;
 
-	/* Extended FPU state kept across xc_vcpu_setcontext (xen_regs.c,
-	 * set_by_vcpu_context). Set up at the first light write. */
+	/* The light write's domctls, issued without libxenctrl's bounce
+	 * buffers, and the extended FPU state kept across setvcpucontext
+	 * (xen_regs.c, set_by_vcpu_context). Set up at the first one. */
 	xencall_handle *xcall;
-	void *xs_domctl;        /* struct xen_domctl in hypercall memory */
+	void *hc_domctl;        /* struct xen_domctl in hypercall memory */
+	void *hc_ctx;           /* vcpu_guest_context_any_t, likewise */
 	void *xs_buf;           /* xcr0, xcr0_accum, XSAVE image */
 	uint32_t xs_size;       /* PV_XSAVE_SIZE(Xen's xfeature_mask) */
 	uint64_t xs_mask;       /* Xen's xfeature_mask; 0: no XSAVE */

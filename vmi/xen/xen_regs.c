@@ -10,7 +10,7 @@
  *
  * Writing takes one of two paths. A change of general registers, RIP,
  * RFLAGS or debug registers only (breakpoints, watchpoints, TF: nearly
- * every write) goes through xc_vcpu_setcontext, see set_by_vcpu_context;
+ * every write) goes through XEN_DOMCTL_setvcpucontext, see set_by_vcpu_context;
  * that call resets the vCPU's extended FPU state, which is therefore
  * read before and put back after it (see keep_xstate below).
  * Anything else (segments, control registers, MSRs, FPU) needs the record:
@@ -52,14 +52,16 @@
 #define PV_XSAVE_HDR     (2 * sizeof(uint64_t))
 
 /*
- * The extended-state domctls are issued here without libxenctrl (it has
- * no "set" wrapper), so this file speaks the domctl ABI itself: Xen
- * refuses any other interface version (-EACCES), and a libxen-dev of
- * another release may lay struct xen_domctl out differently.
+ * The vCPU-context and extended-state domctls are issued here without
+ * libxenctrl (it has no "set" wrapper for the latter, and bounces the
+ * former through fresh buffers, see hcall_setup), so this file speaks the
+ * domctl ABI itself: Xen refuses any other interface version (-EACCES),
+ * and a libxen-dev of another release may lay struct xen_domctl out
+ * differently.
  */
 _Static_assert(XEN_DOMCTL_INTERFACE_VERSION == 0x15,
-    "vmi/xen issues XEN_DOMCTL_{get,set}vcpuextstate for domctl interface "
-    "0x15 (Xen 4.17); these Xen headers define another");
+    "vmi/xen issues XEN_DOMCTL_{get,set}vcpu{context,extstate} for domctl "
+    "interface 0x15 (Xen 4.17); these Xen headers define another");
 
 struct seg_map {
 	size_t sel, limit, base, ar;
@@ -450,28 +452,93 @@ set_by_record(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
  * The lab's CPU has no AVX, so there the reload is expected not to run
  * (xen_info counts both).
  */
+/*
+ * The register domctls go through one xencall handle and hypercall
+ * buffers allocated once per driver, not through libxenctrl's
+ * xc_vcpu_getcontext/xc_vcpu_setcontext: those bounce the 5 KiB
+ * vcpu_guest_context through a fresh two-page hypercall buffer on every
+ * call, and xencall caches only one-page buffers, so each call was an
+ * mmap and a munmap of /dev/xen/hypercall besides the hypercall. In a PV
+ * dom0 those are page-table hypercalls of their own (strace in the lab:
+ * a gdb breakpoint hit made 7 light writes, 14 mmap/munmap pairs).
+ */
 static int
-xstate_domctl(struct xen_drv *x, uint32_t cmd, unsigned vcpu,
-    uint64_t mask, uint32_t size, bool with_buf)
+hcall_setup(struct xen_drv *x)
 {
-	struct xen_domctl *dc = x->xs_domctl;
+	if (x->xcall == NULL) {
+		x->xcall = xencall_open(NULL, 0);
+		if (x->xcall == NULL)
+			return errno ? -errno : -EACCES;
+	}
+	if (x->hc_domctl == NULL)
+		x->hc_domctl = xencall_alloc_buffer(x->xcall,
+		    sizeof(struct xen_domctl));
+	if (x->hc_ctx == NULL)
+		x->hc_ctx = xencall_alloc_buffer(x->xcall,
+		    sizeof(vcpu_guest_context_any_t));
+	return x->hc_domctl != NULL && x->hc_ctx != NULL ? 0 : -ENOMEM;
+}
+
+/* x->hc_domctl, zeroed and addressed to this domain. */
+static struct xen_domctl *
+domctl_init(struct xen_drv *x, uint32_t cmd)
+{
+	struct xen_domctl *dc = x->hc_domctl;
 
 	memset(dc, 0, sizeof(*dc));
 	dc->cmd = cmd;
 	dc->interface_version = XEN_DOMCTL_INTERFACE_VERSION;
 	dc->domain = (domid_t)x->domid;
+	return dc;
+}
+
+static int
+domctl_issue(struct xen_drv *x)
+{
+	if (xencall1(x->xcall, __HYPERVISOR_domctl,
+	    (uint64_t)(uintptr_t)x->hc_domctl) < 0)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+/* XEN_DOMCTL_{get,set}vcpucontext of x->hc_ctx, what xc_vcpu_getcontext
+ * and xc_vcpu_setcontext do (tools/libs/ctrl/xc_domain.c). */
+static int
+vcpu_context(struct xen_drv *x, uint32_t cmd, unsigned vcpu,
+    vcpu_guest_context_any_t *ctx)
+{
+	struct xen_domctl *dc;
+	int r = hcall_setup(x);
+
+	if (r < 0)
+		return r;
+	if (cmd == XEN_DOMCTL_setvcpucontext)
+		memcpy(x->hc_ctx, ctx, sizeof(*ctx));
+	dc = domctl_init(x, cmd);
+	dc->u.vcpucontext.vcpu = vcpu;
+	/* xenctrl.h redefines set_xen_guest_handle for its own bounce
+	 * buffers; ours is already hypercall memory. */
+	set_xen_guest_handle_raw(dc->u.vcpucontext.ctxt,
+	    (vcpu_guest_context_t *)x->hc_ctx);
+	r = domctl_issue(x);
+	if (r == 0 && cmd == XEN_DOMCTL_getvcpucontext)
+		memcpy(ctx, x->hc_ctx, sizeof(*ctx));
+	return r;
+}
+
+static int
+xstate_domctl(struct xen_drv *x, uint32_t cmd, unsigned vcpu,
+    uint64_t mask, uint32_t size, bool with_buf)
+{
+	struct xen_domctl *dc = domctl_init(x, cmd);
+
 	dc->u.vcpuextstate.vcpu = vcpu;
 	dc->u.vcpuextstate.xfeature_mask = mask;
 	dc->u.vcpuextstate.size = size;
-	/* xenctrl.h redefines set_xen_guest_handle for its own bounce
-	 * buffers; ours is already hypercall memory. */
 	if (with_buf)
 		set_xen_guest_handle_raw(dc->u.vcpuextstate.buffer,
 		    (uint64_t *)x->xs_buf);
-	if (xencall1(x->xcall, __HYPERVISOR_domctl,
-	    (uint64_t)(uintptr_t)dc) < 0)
-		return errno ? -errno : -EIO;
-	return 0;
+	return domctl_issue(x);
 }
 
 /* Once per driver: Xen's xfeature_mask and the largest image it can hand
@@ -484,20 +551,13 @@ xstate_probe(struct xen_drv *x)
 
 	if (x->xs_probed)
 		return 0;
-	if (x->xcall == NULL) {
-		x->xcall = xencall_open(NULL, 0);
-		if (x->xcall == NULL)
-			return errno ? -errno : -EACCES;
-	}
-	if (x->xs_domctl == NULL) {
-		x->xs_domctl = xencall_alloc_buffer(x->xcall, sizeof(*dc));
-		if (x->xs_domctl == NULL)
-			return -ENOMEM;
-	}
-	dc = x->xs_domctl;
+	r = hcall_setup(x);
+	if (r < 0)
+		return r;
 	r = xstate_domctl(x, XEN_DOMCTL_getvcpuextstate, 0, 0, 0, false);
 	if (r < 0)
 		return r;
+	dc = x->hc_domctl;
 	x->xs_mask = dc->u.vcpuextstate.xfeature_mask;
 	if (dc->u.vcpuextstate.size > UINT32_MAX)
 		return -EPROTO;
@@ -535,7 +595,7 @@ xstate_read(struct xen_drv *x, unsigned vcpu, uint32_t *size, uint64_t *bv)
 	    x->xs_size, true);
 	if (r < 0)
 		return r;
-	dc = x->xs_domctl;
+	dc = x->hc_domctl;
 	got = dc->u.vcpuextstate.size;
 	if (got > x->xs_size)
 		return -EPROTO;
@@ -561,12 +621,14 @@ xen_regs_fini(struct xen_drv *x)
 	if (x->xcall != NULL) {
 		if (x->xs_buf != NULL)
 			xencall_free_buffer(x->xcall, x->xs_buf);
-		if (x->xs_domctl != NULL)
-			xencall_free_buffer(x->xcall, x->xs_domctl);
+		if (x->hc_domctl != NULL)
+			xencall_free_buffer(x->xcall, x->hc_domctl);
+		if (x->hc_ctx != NULL)
+			xencall_free_buffer(x->xcall, x->hc_ctx);
 		xencall_close(x->xcall);
 	}
 	x->xcall = NULL;
-	x->xs_buf = x->xs_domctl = NULL;
+	x->xs_buf = x->hc_domctl = x->hc_ctx = NULL;
 }
 
 /*
@@ -578,8 +640,9 @@ xen_regs_fini(struct xen_drv *x)
  * save-record path's side effect: on SVM the CPU record's CR2 is Xen's
  * saved copy, not the live one, and loading the record writes it back
  * (seen in the lab: a guest inside its #PF handler read CR2 = 0).
- * Hypercalls: getcontext, getvcpuextstate, setcontext, and
- * setvcpuextstate only when the extended state needs it (above).
+ * Hypercalls: getvcpucontext, getvcpuextstate, the dying question (xen.c),
+ * setvcpucontext, and setvcpuextstate only when the extended state needs
+ * it (above); no allocation (hcall_setup).
  */
 static int
 set_by_vcpu_context(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
@@ -588,7 +651,7 @@ set_by_vcpu_context(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
 	struct cpu_user_regs_x86_64 *u = &ctx.x64.user_regs;
 	uint32_t xs_size;
 	uint64_t bv, bv_after;
-	int ret = xen_err(xc_vcpu_getcontext(x->xch, x->domid, vcpu, &ctx));
+	int ret = vcpu_context(x, XEN_DOMCTL_getvcpucontext, vcpu, &ctx);
 	int ret2;
 
 	if (ret < 0)
@@ -610,7 +673,7 @@ set_by_vcpu_context(struct xen_drv *x, unsigned vcpu, const struct vmi_regs *r)
 	ret = xen_refuse_dying(x);      /* Xen panics otherwise (xen.c) */
 	if (ret < 0)
 		return ret;
-	ret = xen_err(xc_vcpu_setcontext(x->xch, x->domid, vcpu, &ctx));
+	ret = vcpu_context(x, XEN_DOMCTL_setvcpucontext, vcpu, &ctx);
 	/* What vcpu_setup_fpu leaves in XSTATE_BV (xen/arch/x86/i387.c).
 	 * Put the state back even if setcontext failed: it may have failed
 	 * after vcpu_setup_fpu (arch_set_info_guest's vm_assist check). */
