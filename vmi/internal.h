@@ -61,6 +61,7 @@ struct vmi_vcpu {
 	uint64_t hw_addr[4];
 	uint8_t hw_kind[4];
 	bool tf;                /* TF set by the session */
+	uint64_t tf_rip;        /* where the vCPU last resumed with it */
 	/* TF taken off a vCPU that never trapped on it: an interrupt frame
 	 * may still hold a copy, whose trap comes later (classify). */
 	bool tf_stale;

@@ -325,6 +325,45 @@ vmi_debug_cause_name(enum vmi_debug_cause c)
  * in the lab: the tiny guest's own DR0 breakpoint, taken for a watchpoint
  * hit before this check read DR6).
  */
+/* An execution breakpoint of the guest's own (not a slot the session
+ * armed) is enabled at rip in these debug registers. */
+static bool
+guest_exec_bp_at(const struct vmi_vcpu *vc, const struct vmi_regs *regs,
+    uint64_t rip)
+{
+	for (int s = 0; s < 4; s++) {
+		if ((vc->hw_used & (1u << s)) || !(regs->dr7 & DR7_ENABLE(s)))
+			continue;
+		if (((regs->dr7 >> DR7_RW_SHIFT(s)) & 3) == VMI_HW_EXEC &&
+		    regs->dr[s] == rip)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A #DB while the session steps by TF is its step, except the fault of an
+ * execution breakpoint of the guest's own at the RIP the vCPU resumed
+ * from: that fault comes before the instruction runs, so the vCPU did not
+ * move and the step has not happened. Taken for the step, the guest's #DB
+ * was never delivered and every further step faulted again at the same
+ * RIP (seen in the lab: stepping into the tiny guest's tiny_hw_target,
+ * where its DR0 sits, never got past the first instruction; vmi-probe's
+ * hold-all livelocked there). Without DR6 from the event (above), the
+ * vCPU's own DR7 and DR0-3 are the evidence; a RIP that did not move with
+ * no guest breakpoint there (a rep iteration) is still a step.
+ */
+static bool
+guest_exec_fault(struct vmi *v, const struct vmi_vcpu *vc,
+    const struct vmi_event *ev)
+{
+	struct vmi_regs regs;
+
+	return ev->regs.rip == vc->tf_rip &&
+	    v->ops->get_regs(v->drv, ev->vcpu, &regs) == 0 &&
+	    guest_exec_bp_at(vc, &regs, ev->regs.rip);
+}
+
 static void
 classify(struct vmi *v, struct vmi_event *ev)
 {
@@ -377,7 +416,8 @@ classify(struct vmi *v, struct vmi_event *ev)
 		return;
 	}
 	if (vc->tf) {
-		ev->u.debug.cause = VMI_DEBUG_STEP;
+		if (!guest_exec_fault(v, vc, ev))
+			ev->u.debug.cause = VMI_DEBUG_STEP;
 	} else if (vc->tf_stale && (ev->regs.rflags & VMI_RFLAGS_TF)) {
 		/* Seen in the lab: a parked Linux vCPU took an interrupt
 		 * before its step trap, TF went off with the park, and the
@@ -778,7 +818,12 @@ consume_dr6(struct vmi *v, unsigned vcpu, const struct vmi_response *r)
 	else if (ev->u.debug.slot >= 0)
 		vc->dr6_dirty |= 1ULL << ev->u.debug.slot;
 	vc->dr_step_hit = false;
-	if (vc->dr6_dirty == 0 || tf_after || mtf_after || vc->dr_step)
+	/* Still stepping, the bits can wait, unless the guest is about to
+	 * read DR6 in its own #DB handler: its breakpoint's fault while we
+	 * step (guest_exec_fault) would otherwise count as a step of its
+	 * own (seen in the lab: tiny's step counter moved). */
+	if (vc->dr6_dirty == 0 || ((tf_after || mtf_after || vc->dr_step) &&
+	    !(r->flags & VMI_RSP_REINJECT)))
 		return 0;
 	mask = vc->dr6_dirty;
 	vc->dr6_dirty = 0;
@@ -830,6 +875,9 @@ vmi_respond(struct vmi *v, unsigned vcpu, const struct vmi_response *r)
 	vc->step_req = false;
 	if ((r->flags & VMI_RSP_SET_REGS) && !(r->regs.rflags & VMI_RFLAGS_TF))
 		vc->tf = false;
+	if (vc->tf)
+		vc->tf_rip = (r->flags & VMI_RSP_SET_REGS) ? r->regs.rip :
+		    vc->pending.regs.rip;
 	if (vc->pending.kind == VMI_EVENT_DEBUG) {
 		ret = consume_dr6(v, vcpu, r);
 		if (ret < 0)
@@ -1042,11 +1090,16 @@ vmi_step_guard_next(struct vmi *v, unsigned vcpu)
 
 /* Take the guard asked for (vmi_step_guard_next): once, and only with
  * the step slot free (dropping: a step breakpoint of the vCPU's that this
- * write takes back). */
+ * write takes back), and not where the guest has an execution breakpoint
+ * of its own: the guard's RF would keep that one from firing (seen in the
+ * lab: a gdb stepi from tiny_hw_target, where tiny keeps DR0, and the
+ * guest lost that hit). There the step goes without a guard. */
 static bool
-guard_want(struct vmi_vcpu *vc, bool dropping)
+guard_want(struct vmi_vcpu *vc, bool dropping, const struct vmi_regs *regs,
+    uint64_t rip)
 {
-	bool want = vc->guard_next && (dropping || step_slot_free(vc));
+	bool want = vc->guard_next && (dropping || step_slot_free(vc)) &&
+	    !guest_exec_bp_at(vc, regs, rip);
 
 	vc->guard_next = false;
 	return want;
@@ -1062,10 +1115,12 @@ guard_held(struct vmi *v, unsigned vcpu, struct vmi_response *r)
 	struct vmi_regs regs;
 	int ret;
 
-	if (!guard_want(vc, false))
+	if (!vc->guard_next)
 		return 0;
 	ret = vmi_get_regs(v, vcpu, &regs);
 	if (ret != 0)
+		vc->guard_next = false;
+	if (ret != 0 || !guard_want(vc, false, &regs, r->regs.rip))
 		return ret;
 	arm_slot(vc, &regs, VMI_STEP_SLOT, r->regs.rip, VMI_HW_EXEC, 0);
 	ret = vmi_set_regs(v, vcpu, &regs);
@@ -1297,7 +1352,7 @@ step_arm(struct vmi *v, unsigned vcpu, bool on, bool use_slot)
 		regs.g.rflags |= VMI_RFLAGS_TF;
 	else
 		regs.g.rflags &= ~VMI_RFLAGS_TF;
-	guard = on && guard_want(vc, drop);
+	guard = on && guard_want(vc, drop, &regs, regs.g.rip);
 	if (guard) {
 		arm_slot(vc, &regs, VMI_STEP_SLOT, regs.g.rip, VMI_HW_EXEC, 0);
 		regs.g.rflags |= VMI_RFLAGS_RF;
@@ -1309,6 +1364,7 @@ step_arm(struct vmi *v, unsigned vcpu, bool on, bool use_slot)
 		if (!on && vc->tf && !vc->has_pending)
 			vc->tf_stale = true;
 		vc->tf = on;
+		vc->tf_rip = regs.g.rip;
 		if (drop)
 			slot_given_back(vc, VMI_STEP_SLOT);
 		if (guard) {
@@ -1558,6 +1614,7 @@ vmi_park(struct vmi *v, unsigned vcpu, unsigned slot, const uint64_t *also)
 		if (drop)
 			slot_given_back(vc, VMI_STEP_SLOT);
 		vc->tf = tf;
+		vc->tf_rip = rip;
 	}
 	return r;
 }

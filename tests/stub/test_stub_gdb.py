@@ -66,6 +66,28 @@ def test_watch_and_rwatch(lab, port, tiny_elf, detached, own_debug_registers):
     assert "tiny_step_counter ()" in a, out
 
 
+def test_stepi_into_the_guests_own_hardware_breakpoint(lab, port, tiny_elf, tiny_symbols, detached):
+    """tiny keeps DR0 on tiny_hw_target (selftest bit 1, on by default).
+    stepi into it, then on: the guest's breakpoint faults before the
+    instruction runs, and that #DB goes to the guest while gdb's step goes
+    on. Taken for the step, every stepi stopped at the same RIP again."""
+    target = tiny_symbols["tiny_hw_target"]
+    call = re.search(r"^\s*([0-9a-f]+):\s+e8 .*call\s+[0-9a-f]+ <tiny_hw_target>",
+                     subprocess.run(["objdump", "-d", str(tiny_elf)], capture_output=True,
+                                    text=True, check=True).stdout, re.M)
+    assert call, "no call of tiny_hw_target in tiny"
+    before = runs_on(lab)
+    out = gdb(tiny_elf, port, [
+        "set scheduler-locking step", f"tbreak *0x{call.group(1)}", "continue",
+        "stepi", 'printf "pc1 %#lx\\n", $pc', "stepi", 'printf "pc2 %#lx\\n", $pc',
+        "stepi", 'printf "pc3 %#lx\\n", $pc', "detach"])
+    assert val(out, "pc1") == target, out
+    assert target < val(out, "pc2") < val(out, "pc3"), out
+    after = runs_on(lab)
+    # The guest's own DR0 hit was delivered: one per iteration still.
+    assert after["dr0"] - before["dr0"] == after["iter"] - before["iter"], (before, after)
+
+
 def test_step_next_finish_until_and_range_stepping(lab, port, tiny_elf, detached):
     out = gdb(tiny_elf, port, [
         # vCPU 1 stays held while vCPU 0 steps: in the nested lab a vCPU

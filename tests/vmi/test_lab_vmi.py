@@ -49,16 +49,17 @@ def read_u64(lab, va, guest="tiny"):
     return int.from_bytes(bytes.fromhex(out["hex"]), "little")
 
 
-def assert_tiny_healthy(lab):
+def assert_tiny_healthy(lab, own_steps=0):
     """The guest runs on, and its own traps still balance: one #BP, one
     DR0 hit and one demand fault per iteration, no single-step it did not
-    ask for, no fatal exception."""
+    ask for (own_steps: at most that many, for a test that makes Xen
+    report one), no fatal exception."""
     before = tiny_status(lab)
     after = next_tiny_status(lab)
     assert after["iter"] > before["iter"]
     for k in ("bp", "dr0", "pf"):
         assert after[k] - before[k] == after["iter"] - before["iter"], (k, before, after)
-    assert after["step"] == before["step"], (before, after)
+    assert 0 <= after["step"] - before["step"] <= own_steps, (before, after)
     assert after["vcpu1"] > before["vcpu1"], "vCPU 1 stopped"
     # The console log outlives a re-created guest: look at this boot only.
     assert "FATAL" not in lab.console("tiny").rsplit("tiny: boot", 1)[-1]
@@ -232,12 +233,9 @@ def test_software_breakpoint_on_the_right_vcpu(lab, tiny_symbols):
     assert_tiny_healthy(lab)
 
 
-def test_single_step_50_follows_objdump(lab, tiny_symbols, tiny_elf):
-    insns = objdump(tiny_elf)
-    start = tiny_symbols["tiny_fib"]
-    out = probe(lab, "tiny", "step", 0, 50, start)[-1]
-    rips = [int(x, 16) for x in out["rips"]]
-    assert len(rips) == 51 and rips[0] == start, out
+def assert_follows_objdump(rips, insns):
+    """Each RIP is where the instruction before it goes: its successor, a
+    direct call's or jump's target, a ret to the call it returns from."""
     calls = []
     for a, b in zip(rips, rips[1:]):
         assert a in insns and b in insns, (hex(a), hex(b))
@@ -256,7 +254,42 @@ def test_single_step_50_follows_objdump(lab, tiny_symbols, tiny_elf):
             pass                            # indirect: any instruction
         else:
             assert b == nxt, (hex(a), mnem, hex(b))
+
+
+def test_single_step_50_follows_objdump(lab, tiny_symbols, tiny_elf):
+    insns = objdump(tiny_elf)
+    start = tiny_symbols["tiny_fib"]
+    out = probe(lab, "tiny", "step", 0, 50, start)[-1]
+    rips = [int(x, 16) for x in out["rips"]]
+    assert len(rips) == 51 and rips[0] == start, out
+    assert_follows_objdump(rips, insns)
     assert_tiny_healthy(lab)
+
+
+def test_stepping_into_the_guests_own_hardware_breakpoint(lab, tiny_symbols, tiny_elf):
+    """tiny keeps DR0 on tiny_hw_target. Step from the call to it: the step
+    lands there, and the next one faults on the guest's breakpoint before
+    the instruction runs. That #DB is the guest's (its handler sets RF and
+    the step goes on); taken for the step, every further step faulted
+    again at the same RIP and the guest never got its #DB."""
+    insns = objdump(tiny_elf)
+    target = tiny_symbols["tiny_hw_target"]
+    call = [a for a, (_, mnem, t) in insns.items() if mnem.startswith("call") and t == target]
+    assert len(call) == 1, call
+    regs = probe(lab, "tiny", "regs", 0)[0]
+    assert int(regs["dr0"], 16) == target and int(regs["dr7"], 16) & 1, regs
+    steps = read_u64(lab, tiny_symbols["tiny_db_step_count"])
+    out = probe(lab, "tiny", "step", 0, 8, call[0])[-1]
+    rips = [int(x, 16) for x in out["rips"]]
+    assert rips[:2] == call + [target], out
+    assert_follows_objdump(rips, insns)
+    assert out["reinjected"] >= 1, out
+    # The guest's handler got its DR0 hit (assert_tiny_healthy: one per
+    # iteration) and, from Xen, a single-step as well: svm_inject_event
+    # adds DR6.BS to any #DB injected while TF is set, which the session's
+    # own step needs (vmi/README.md, known limits).
+    assert read_u64(lab, tiny_symbols["tiny_db_step_count"]) - steps == 1
+    assert_tiny_healthy(lab, own_steps=1)
 
 
 def test_hardware_breakpoint(lab, tiny_symbols):

@@ -1437,6 +1437,76 @@ t_step_common_path_costs_nothing_more(void **state)
 	vmi_close(v);
 }
 
+/* Stepping onto and from the guest's own execution breakpoint (DR0 at
+ * 0x4003, as the tiny guest keeps one on tiny_hw_target): the trap that
+ * lands there is the step; the #DB at the RIP the step resumed from is
+ * the breakpoint's fault, before anything ran, and goes to the guest. A
+ * RIP that did not move with no guest breakpoint there is still a step
+ * (a rep iteration). */
+static void
+t_guest_exec_breakpoint_while_stepping(void **state)
+{
+	struct rec rc = { .verdict = VMI_HOLD };
+	struct vmi_event ev = sync_event(VMI_EVENT_SWBREAK, 1, 0x4000);
+	struct vmi_response r;
+	struct vmi *v;
+
+	(void)state;
+	memcpy(world.mem + 0x4000, "\x48\x89\xc3\x90\x90", 5);
+	world.regs[1].dr[0] = 0x4003;
+	world.regs[1].dr7 = 0x401;              /* L0, execution, 1 byte */
+	v = open_on(FAKE_AMD, &rc, 0, 0);
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	vmi_response_init(&r, vmi_pending(v, 1));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
+	assert_int_equal(vmi_respond(v, 1, &r), 0);
+
+	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4003);        /* landed on it */
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
+	assert_int_equal(vmi_event_ours(v, &rc.last), 1);
+	/* A guard asked for (gdb steps over a breakpoint it took out) is
+	 * not taken there: its RF would keep the guest's DR0 from firing. */
+	vmi_step_guard_next(v, 1);
+	vmi_response_init(&r, vmi_pending(v, 1));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
+	assert_false(r.regs.rflags & VMI_RFLAGS_RF);
+	assert_int_equal(world.regs[1].dr7, 0x401);
+	assert_int_equal(vmi_respond(v, 1, &r), 0);
+
+	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4003);        /* its fault */
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_UNKNOWN);
+	assert_int_equal(vmi_event_ours(v, &rc.last), 0);
+	/* Re-injected, still stepping: the step resumes from the same RIP,
+	 * and the guest's handler finds its B0 in DR6 but not the BS our
+	 * steps left there. */
+	world.regs[1].dr6 = 0xffff4ff1;
+	vmi_response_init(&r, vmi_pending(v, 1));
+	r.flags |= VMI_RSP_REINJECT;
+	assert_int_equal(vmi_respond(v, 1, &r), 0);
+	assert_true(vmi_stepping(v, 1));
+	assert_int_equal(world.regs[1].dr6, 0xffff0ff1);
+
+	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4004);        /* the step */
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
+	vmi_response_init(&r, vmi_pending(v, 1));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
+	assert_int_equal(vmi_respond(v, 1, &r), 0);
+
+	/* No guest breakpoint at 0x4004: not moving is a step there. */
+	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4004);
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
+	vmi_close(v);
+}
+
 /* 64-bit code: a REX before the opcode counts in the length; whether
  * 40-4F is REX at all depends on CS.L, read only in that case. */
 static void
@@ -1734,6 +1804,7 @@ main(void)
 		T(t_emulate_only_for_memaccess),
 		T(t_step_over_cpuid_by_breakpoint),
 		T(t_step_common_path_costs_nothing_more),
+		T(t_guest_exec_breakpoint_while_stepping),
 		T(t_step_over_rex_rdtsc_needs_cs_l),
 		T(t_step_over_io_with_mtf),
 		T(t_step_breakpoint_replaced_and_torn_down),

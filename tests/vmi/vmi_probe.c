@@ -1038,7 +1038,13 @@ cmd_hold_all(struct probe *p, unsigned release, double secs, char **addrs,
 		p->done = false;
 		p->stepping_over[release] = true;
 		vmi_response_init(&rsp, vmi_pending(p->v, release));
-		r = vmi_respond(p->v, release, &rsp);
+		/* Held by the step after the guest's own trap (on_event), not
+		 * by vmi_hold_all's: that step is ours to stop. Left on, the
+		 * vCPU crawled one event per instruction. */
+		r = vmi_response_step(p->v, vmi_pending(p->v, release), &rsp,
+		    false);
+		if (r == 0)
+			r = vmi_respond(p->v, release, &rsp);
 		if (r == 0) {
 			run(p, secs);
 			p->timed_out = false;
