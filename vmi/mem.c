@@ -164,14 +164,36 @@ int
 vmi_unpatch(struct vmi *v, uint64_t gpa)
 {
 	int i = patch_index(v, gpa);
+	bool pause;
 	int r;
 
 	if (i < 0)
 		return i;
 	r = vmi_check_live(v);
+	/*
+	 * Never under a running vCPU: one that has just executed the int3
+	 * may still be in Xen's #BP exit, and on a CPU without NRIP save
+	 * (or a debug build of Xen) svm_get_insn_len decodes the bytes at
+	 * RIP then; finding the original instruction instead of 0xCC, Xen
+	 * 4.17 injects #GP(0) into the guest ("Insn mismatch", seen in the
+	 * lab: tiny died at tiny_shared_fn while one vCPU stepped over a
+	 * breakpoint the other had just hit). Pausing waits for every vCPU
+	 * to leave Xen, so such a hit is an event in the ring by then, and
+	 * its int3 is judged gone (swbreak_ours). A paused domain costs
+	 * nothing more.
+	 */
+	/* (A pause that fails does not keep the byte in: a stray int3 is
+	 * the worse outcome.) */
+	pause = r == 0 && vmi_pause_count(v) == 0 && vmi_pause(v) == 0;
 	if (r == 0)
 		r = phys_io(v, gpa, v->patches[i].orig, v->patches[i].len, true,
 		    NULL);
+	if (pause) {
+		int r2 = vmi_unpause(v);
+
+		if (r == 0)
+			r = r2;
+	}
 	v->patches[i] = v->patches[--v->npatches];
 	return r;
 }

@@ -300,9 +300,20 @@ t_patches(void **state)
 	uint8_t orig;
 	assert_int_equal(vmi_patched_original(v, at, &orig), 0);
 	assert_int_equal(orig, 0x22);
+	/* Restored under a pause of its own (a vCPU still in Xen's #BP exit
+	 * must not find the original instruction), none if already paused. */
+	world.log[0] = '\0';
 	assert_int_equal(vmi_unpatch(v, at), 0);
 	assert_int_equal(world.mem[at], 0x22);
+	assert_string_equal(world.log, "pause;unpause;");
+	assert_int_equal(world.pauses, 0);
 	assert_int_equal(vmi_unpatch(v, at), -ENOENT);
+	assert_int_equal(vmi_patch(v, at, "\xcc", 1), 0);
+	assert_int_equal(vmi_pause(v), 0);
+	world.log[0] = '\0';
+	assert_int_equal(vmi_unpatch(v, at), 0);
+	assert_string_equal(world.log, "");
+	assert_int_equal(vmi_unpause(v), 0);
 
 	/* The other one is restored by teardown. */
 	vmi_close(v);
