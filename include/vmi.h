@@ -358,6 +358,8 @@ void vmi_step_guard_next(struct vmi *v, unsigned vcpu);
 
 /* ---- registers ---------------------------------------------------------- */
 
+/* -ENODATA: the vCPU is down (never brought up, e.g. maxvcpus above
+ * vcpus, or taken offline by the guest) and has no registers. */
 int vmi_get_regs(struct vmi *v, unsigned vcpu, struct vmi_regs *r);
 /* cr8 must equal the current value (-EOPNOTSUPP otherwise). */
 int vmi_set_regs(struct vmi *v, unsigned vcpu, const struct vmi_regs *r);

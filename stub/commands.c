@@ -119,9 +119,18 @@ cmd_read_regs(struct stub *s, struct stub_conn *c,
 	struct vmi_regs *regs;
 	int ret = stub_regs(s, s->gvcpu, &regs);
 
-	if (ret < 0)
+	if (ret == -ENODATA) {
+		/* A vCPU that is down (never brought up, as with maxvcpus
+		 * above vcpus, or taken offline by the guest) has no registers:
+		 * gdb shows them <unavailable> rather than failing the thread. */
+		memset(&f, 0, sizeof(f));
+		for (unsigned i = 0; i < RSP_AMD64_NREGS; i++)
+			rsp_regfile_set_available(&f, i, false);
+	} else if (ret < 0) {
 		return ret;
-	stub_regfile_from(&f, regs);
+	} else {
+		stub_regfile_from(&f, regs);
+	}
 	if (cmd->kind == RSP_CMD_READ_REG)
 		return rsp_reply_reg(r, &f, cmd->u.reg.regno) ? -EINVAL : 0;
 	rsp_reply_regs(r, &f);
@@ -328,10 +337,14 @@ vcpu_extra(struct stub *s, unsigned vcpu, char *buf, size_t cap)
 {
 	struct vmi_regs *regs;
 
-	if (stub_regs(s, vcpu, &regs) == 0)
+	int r = stub_regs(s, vcpu, &regs);
+
+	if (r == 0)
 		snprintf(buf, cap, "cr3 %#" PRIx64 ", rip %#" PRIx64 "%s",
 		    regs->cr3, regs->g.rip,
 		    vmi_pending(s->v, vcpu) ? ", held" : "");
+	else if (r == -ENODATA)
+		snprintf(buf, cap, "offline");
 	else
 		snprintf(buf, cap, "registers unreadable");
 }

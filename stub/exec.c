@@ -515,6 +515,9 @@ park(struct stub *s, unsigned i, const uint64_t *also)
 		    vmi_get_regs(s->v, i, &regs) == 0)
 			log_debug("vCPU %u parked at %#llx", i,
 			    (unsigned long long)regs.g.rip);
+	} else if (r == -ENODATA) {
+		/* Down: it runs nothing to hold. */
+		log_debug("vCPU %u is offline, not parked", i);
 	} else {
 		log_warn("cannot hold vCPU %u while others run: %s", i,
 		    strerror(-r));

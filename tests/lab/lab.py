@@ -476,12 +476,14 @@ class Lab:
                 for m in re.finditer(r"\(XEN\) d\d+v\d+ Triple fault.*\n(?:\(XEN\) .*\n){0,6}",
                                      serial)]
 
-    def _create_guest_once(self, name, timeout=600, kind=None, cmdline=None):
+    def _create_guest_once(self, name, timeout=600, kind=None, cmdline=None, maxvcpus=None):
         """xl create the guest and wait until its console shows progress.
 
-        kind    -- which test guest (tiny, linux) to boot under this name
-                   (default: the name itself)
-        cmdline -- the guest kernel's command line, replacing the config's
+        kind     -- which test guest (tiny, linux) to boot under this name
+                    (default: the name itself)
+        cmdline  -- the guest kernel's command line, replacing the config's
+        maxvcpus -- vCPUs the domain has, replacing the config's (those the
+                    guest does not bring up stay down)
         """
         kind = kind or name
         self._kind[name] = kind
@@ -490,6 +492,8 @@ class Lab:
             overrides.append(f'name="{name}"')
         if cmdline is not None:
             overrides.append(f'cmdline="{cmdline}"')
+        if maxvcpus is not None:
+            overrides.append(f"maxvcpus={int(maxvcpus)}")
         t = time.monotonic()
         self._console_start[name] = self._console_size(name)
         self.sh(f"xl create /opt/vmistub/guests/{kind}/{kind}.cfg "

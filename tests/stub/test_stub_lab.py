@@ -7,7 +7,7 @@ import subprocess
 import time
 
 from stublab import (TINY_TEXT, Rsp, compare, gdb, gdb_args, progress_lines, runs_on,
-                     snapshot, stub_alive, stub_log, val, wait_log)
+                     snapshot, stub_alive, stub_log, stub_start, val, wait_log)
 
 TEXT_LEN = 0x6000   # tiny's .text + .rodata (README: up to __text_end)
 
@@ -168,6 +168,35 @@ def test_ctrl_c_of_running_guest(lab, port, detached):
     finally:
         c.close()
     runs_on(lab)
+
+
+def test_offline_vcpus_are_threads_without_registers(lab, port, tiny_elf):
+    """A domain with more vCPUs than its guest brings up (maxvcpus=4; tiny
+    starts vCPU 1 only, as a kernel leaves hot-pluggable CPUs down): vCPUs
+    2 and 3 are down and have no registers in Xen. gdb sees them as threads
+    marked offline with registers <unavailable> (it failed the whole
+    thread with "Could not read registers"), and breakpoints and steps work
+    as on any guest."""
+    lab.create_guest("tiny-hotplug", kind="tiny", maxvcpus=4)
+    try:
+        p = stub_start(lab, "tiny-hotplug")
+        out = gdb(tiny_elf, p, [
+            "info threads", "break tiny_step_counter", "continue", "stepi",
+            'printf "pc %#lx\\n", $pc', "thread 3", "info registers rip", "thread 1",
+            "delete", "detach"])
+        assert 'Thread 3 "vCPU 2" (vCPU 2 (offline))' in out, out
+        assert 'Thread 4 "vCPU 3" (vCPU 3 (offline))' in out, out
+        assert 'Thread 1 "vCPU 0" hit Breakpoint 1, tiny_step_counter' in out, out
+        assert re.search(r"^rip\s+<unavailable>", out, re.M), out
+        assert "Could not read registers" not in out, out
+        wait_log(lab, "detached from domain")
+        assert "cannot hold" not in stub_log(lab), stub_log(lab)
+        first = lab.progress("tiny-hotplug")
+        lab.wait_progress("tiny-hotplug", beyond=first, timeout=120)
+        assert "FATAL" not in lab.console("tiny-hotplug")
+    finally:
+        stub_start(lab, "tiny")             # the module's vmistub, as it was
+        lab.destroy("tiny-hotplug")
 
 
 def test_zz_domain_destroyed_under_gdb(lab, port, tiny_elf):
