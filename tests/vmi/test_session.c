@@ -141,6 +141,29 @@ sync_event(enum vmi_event_kind k, unsigned vcpu, uint64_t rip)
 
 /* ---- capabilities ---------------------------------------------------------- */
 
+/* A synchronous event pushed and dispatched: rc->last is what the
+ * handler saw. */
+static void
+raise_event(struct vmi *v, enum vmi_event_kind k, unsigned vcpu, uint64_t rip)
+{
+	struct vmi_event ev = sync_event(k, vcpu, rip);
+
+	fake_push(&world, &ev);
+	vmi_dispatch(v);
+}
+
+/* The vCPU's held event answered with a step. */
+static void
+respond_step(struct vmi *v, unsigned vcpu)
+{
+	struct vmi_response r;
+
+	vmi_response_init(&r, vmi_pending(v, vcpu));
+	assert_int_equal(vmi_response_step(v, vmi_pending(v, vcpu), &r, true),
+	    0);
+	assert_int_equal(vmi_respond(v, vcpu, &r), 0);
+}
+
 static void
 t_caps_follow_ops_table(void **state)
 {
@@ -1458,7 +1481,6 @@ static void
 t_guest_exec_breakpoint_while_stepping(void **state)
 {
 	struct rec rc = { .verdict = VMI_HOLD };
-	struct vmi_event ev = sync_event(VMI_EVENT_SWBREAK, 1, 0x4000);
 	struct vmi_response r;
 	struct vmi *v;
 
@@ -1467,15 +1489,10 @@ t_guest_exec_breakpoint_while_stepping(void **state)
 	world.regs[1].dr[0] = 0x4003;
 	world.regs[1].dr7 = 0x401;              /* L0, execution, 1 byte */
 	v = open_on(FAKE_AMD, &rc, 0, 0);
-	fake_push(&world, &ev);
-	vmi_dispatch(v);
-	vmi_response_init(&r, vmi_pending(v, 1));
-	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
-	assert_int_equal(vmi_respond(v, 1, &r), 0);
+	raise_event(v, VMI_EVENT_SWBREAK, 1, 0x4000);
+	respond_step(v, 1);
 
-	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4003);        /* landed on it */
-	fake_push(&world, &ev);
-	vmi_dispatch(v);
+	raise_event(v, VMI_EVENT_DEBUG, 1, 0x4003);         /* landed on it */
 	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
 	assert_int_equal(vmi_event_ours(v, &rc.last), 1);
 	/* A guard asked for (gdb steps over a breakpoint it took out) is
@@ -1487,9 +1504,7 @@ t_guest_exec_breakpoint_while_stepping(void **state)
 	assert_int_equal(world.regs[1].dr7, 0x401);
 	assert_int_equal(vmi_respond(v, 1, &r), 0);
 
-	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4003);        /* its fault */
-	fake_push(&world, &ev);
-	vmi_dispatch(v);
+	raise_event(v, VMI_EVENT_DEBUG, 1, 0x4003);         /* its fault */
 	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_UNKNOWN);
 	assert_int_equal(vmi_event_ours(v, &rc.last), 0);
 	/* Re-injected, still stepping: the step resumes from the same RIP,
@@ -1502,18 +1517,11 @@ t_guest_exec_breakpoint_while_stepping(void **state)
 	assert_true(vmi_stepping(v, 1));
 	assert_int_equal(world.regs[1].dr6, 0xffff0ff1);
 
-	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4004);        /* the step */
-	fake_push(&world, &ev);
-	vmi_dispatch(v);
+	raise_event(v, VMI_EVENT_DEBUG, 1, 0x4004);         /* the step */
 	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
-	vmi_response_init(&r, vmi_pending(v, 1));
-	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
-	assert_int_equal(vmi_respond(v, 1, &r), 0);
-
+	respond_step(v, 1);
 	/* No guest breakpoint at 0x4004: not moving is a step there. */
-	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4004);
-	fake_push(&world, &ev);
-	vmi_dispatch(v);
+	raise_event(v, VMI_EVENT_DEBUG, 1, 0x4004);
 	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
 	vmi_close(v);
 }
