@@ -547,13 +547,22 @@ class Lab:
                                f"{self.console(name)[-3000:]}\n{self.tail()}")
             time.sleep(0.25)
 
-    def state(self, name):
-        """xl's state flags for the guest (r b p s c d), or None if gone."""
-        r = self.run(f"xl list {name}", timeout=30)
-        lines = r.stdout.splitlines()
-        if not r.ok or len(lines) < 2:
-            return None
-        return lines[1].split()[4]
+    def state(self, name, attempts=3):
+        """xl's state flags for the guest (r b p s c d), or None if gone.
+        Gone is xl's own answer that there is no such domain: xl itself
+        dies now and then in the lab's dom0 (tests/lab/README.md), and a
+        test once failed on "guest tiny is gone" while tiny ran on. Any
+        other failure is asked again, then taken as gone."""
+        for attempt in range(attempts):
+            r = self.run(f"xl list {name}", timeout=30)
+            lines = r.stdout.splitlines()
+            if r.ok and len(lines) >= 2:
+                return lines[1].split()[4]
+            if r.how == "exit" and re.search(r"invalid domain identifier|does not exist", r.stderr):
+                return None
+            self.incidents.append(f"'xl list {name}' failed, asked again: {r}")
+            time.sleep(1)
+        return None
 
     @staticmethod
     def _dead(state):
