@@ -40,6 +40,12 @@ def test_packet_counts_and_throughput(lab, port, tiny_elf, tiny_symbols, tmp_pat
         "attach_without_memory_reads": packets(out, "@start", "@attached",
                                                kinds="qvQHg?DTZzXxpPc"),
         "breakpoint_hit_with_continue": packets(out, "@bp0", "@bp1"),
+        # Likewise gdb sometimes reads the stack of the frame it stopped
+        # in (two m of 64 bytes at RSP in 1 of 4 dev-lab runs, after the
+        # same 6 packets as the others; FRESH22 failed on it): gdb's own
+        # choice for that frame, nothing the stub was asked before.
+        "breakpoint_hit_without_memory_reads": packets(out, "@bp0", "@bp1",
+                                                       kinds="qvQHg?DTZzXxpPc"),
         "stepi": packets(out, "@stepi0", "@stepi1"),
         "memory_write": packets(out, "@write0", "@write1"),
         "memory_write_again": packets(out, "@write1", "@write2"),
@@ -50,17 +56,26 @@ def test_packet_counts_and_throughput(lab, port, tiny_elf, tiny_symbols, tmp_pat
         figures(f"stub.packets.{k}", v)
     figures("stub.session_seconds", round(total, 1))
     assert dump.stat().st_size == MIB16, out[-3000:]
-    # Issue 5's targets (attach: memory reads of the stopped frame aside),
+    # Issue 5's targets (attach and the breakpoint hit: memory reads of the
+    # stopped frame aside, both counts printed above),
     # except the first memory write, which gdb 13 itself decides (target:
     # 2): gdb's one-time zero-length X probe, the X, and a g because gdb
     # drops its register cache after writing memory (value_assign's
     # target_changed). Every later write is the X and that g: binary X is
     # accepted, no M fallback.
-    targets = {"attach_without_memory_reads": 15, "breakpoint_hit_with_continue": 6, "stepi": 3,
+    targets = {"attach_without_memory_reads": 15, "breakpoint_hit_without_memory_reads": 6,
+               "stepi": 3,
                "memory_write": 3, "memory_write_again": 2,
                "next_over_1000_iteration_line": 20, "dump_16MiB": 512}
     over = {k: (got[k], v) for k, v in targets.items() if got[k] > v}
-    assert not over, f"packets (got, target): {over}"
+    # What gdb sent where a count went over.
+    sent = {k: re.findall(r"\[remote\] Sending packet: \$([^#]{0,60})",
+                          out.split(a, 1)[1].split(b, 1)[0])
+            for k, (a, b) in {"breakpoint_hit_without_memory_reads": ("@bp0", "@bp1"),
+                              "stepi": ("@stepi0", "@stepi1"),
+                              "next_over_1000_iteration_line": ("@next0", "@next1")}.items()
+            if k in over}
+    assert not over, f"packets (got, target): {over}; sent: {sent}"
 
 
 def test_throughput_through_gdb_vs_vmi(lab, port, tiny_elf, tiny_symbols, tmp_path, figures, detached):
