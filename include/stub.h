@@ -109,6 +109,16 @@ struct stub_refusal {
 	size_t framed_len;
 };
 
+/* Where the wall time of a session went (main.c): in the stub's own
+ * callbacks, asleep while the target ran (the guest and Xen), asleep while
+ * it was stopped (waiting for gdb and the network). Measured at the loop's
+ * wake-ups and sleeps, so no callback needs to time itself. */
+struct stub_clock {
+	uint64_t busy_ns, guest_ns, gdb_ns;
+	uint64_t mark;           /* the last wake-up or sleep; 0: not started */
+	bool slept_running;
+};
+
 struct stub_stats {
 	uint64_t events, stops, reinjected, steps, parks;
 	uint64_t late_events;    /* found by the timer, not the event fd */
@@ -125,6 +135,8 @@ struct stub {
 	ev_timer step_watch;     /* a step that never ends (exec.c) */
 	ev_io event_w;           /* the driver's event fd */
 	ev_idle reap;            /* frees a connection marked dead */
+	ev_prepare sleep_w;      /* stub_clock: the loop goes to sleep */
+	ev_check wake_w;         /* stub_clock: the loop woke up */
 	struct stub_conn *conn;
 	struct stub_refusal *refusal;
 
@@ -145,6 +157,7 @@ struct stub {
 	char *tdesc;
 	size_t tdesc_len;
 	struct stub_stats stats;
+	struct stub_clock clock;
 	bool quit;
 	int exit_code;
 };

@@ -73,6 +73,7 @@ stub_attach(struct stub *s, uint32_t domid)
 	s->last_stop = (struct stub_stop){ .valid = true, .signo = 5 };
 	memset(s->bps, 0, sizeof(s->bps));
 	memset(&s->stats, 0, sizeof(s->stats));
+	s->clock.busy_ns = s->clock.guest_ns = s->clock.gdb_ns = 0;
 	if (vmi_info(s->v, &info) == 0)
 		log_info("attached to domain %u (%u vCPUs, %s); paused",
 		    domid, s->nvcpus, info.platform);

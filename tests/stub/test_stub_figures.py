@@ -94,12 +94,13 @@ gdb.execute("monitor phys off")
 gdb.execute("set scheduler-locking step")
 gdb.execute("break tiny_step_counter")
 gdb.execute("continue", to_string=True)
+print("BEFORE " + gdb.execute("monitor info", to_string=True))
 t2 = time.monotonic()
 for i in range({n}):
     gdb.execute("continue", to_string=True)
 t3 = time.monotonic()
 print("BENCH read_s=%.3f hits_s=%.3f" % (t1 - t0, t3 - t2))
-print(gdb.execute("monitor info", to_string=True))
+print("AFTER " + gdb.execute("monitor info", to_string=True))
 gdb.execute("delete")
 gdb.execute("detach")
 """)
@@ -124,10 +125,20 @@ gdb.execute("detach")
     figures("stub.vmi_breakpoint_cycles_per_s", round(cycle_rate, 1))
     figures("stub.gdb_over_vmi_rate", round(gdb_rate / vmi_rate, 3))
     figures("stub.gdb_over_vmi_cycle_rate", round(gdb_rate / cycle_rate, 3))
+    # Where each hit's time went, from the stub's own clock (monitor
+    # info, before and after the hits): the stub's callbacks, the guest
+    # and Xen while it ran, and gdb with the network while it was stopped.
+    before, after = out.split("BEFORE", 1)[1], out.split("AFTER", 1)[1]
+    spent = [re.search(r"in the stub ([\d.]+) ms, the guest running ([\d.]+) ms, "
+                       r"waiting for gdb ([\d.]+) ms", part) for part in (before, after)]
+    assert all(spent), out
+    for i, what in enumerate(("stub", "guest", "gdb"), start=1):
+        per_hit = (float(spent[1].group(i)) - float(spent[0].group(i))) / n
+        figures(f"stub.ms_per_hit_{what}", round(per_hit, 3))
     # What the whole session cost the hypervisor, and whether the event
     # fd ever failed to announce an event (the timer found it instead).
-    late = re.search(r"events (\d+) \((\d+) found late", out)
-    hyp = re.search(r"hypervisor: (.*)", out)
+    late = re.search(r"events (\d+) \((\d+) found late", after)
+    hyp = re.search(r"hypervisor: (.*)", after)
     assert late and hyp, out
     figures("stub.events_found_late_by_timer", f"{late.group(2)} of {late.group(1)}")
     figures("stub.hypervisor_calls_session", hyp.group(1))

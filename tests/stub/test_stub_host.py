@@ -678,6 +678,35 @@ def test_ctrl_c_of_running_target_stops_with_sigint(start, gdbs):
     assert_world_clean(stub.wait_state(lambda s: s["closes"] == 2))
 
 
+def spent_ms(out):
+    """The last "time since attach" line of monitor info: stub, guest, gdb."""
+    m = re.findall(r"in the stub ([\d.]+) ms, the guest running ([\d.]+) ms, "
+                   r"waiting for gdb ([\d.]+) ms", out)
+    assert m, out
+    return [float(x) for x in m[-1]]
+
+
+def test_monitor_info_says_where_the_time_went(start, gdbs):
+    """The stub's clock: 0.6 s of gdb doing nothing while stopped counts as
+    waiting for gdb, 0.6 s of a running guest as the guest's, and the
+    stub's own share stays what its callbacks took."""
+    stub = start("fake")
+    g = gdbs(stub.target)
+    stub0, guest0, gdb0 = spent_ms(g.run("monitor info"))
+    time.sleep(0.6)
+    stub1, guest1, gdb1 = spent_ms(g.run("monitor info"))
+    assert gdb1 - gdb0 >= 550 and guest1 == guest0, (gdb0, gdb1, guest0, guest1)
+    g.go("continue")
+    time.sleep(0.6)
+    g.interrupt()
+    g.wait()
+    stub2, guest2, gdb2 = spent_ms(g.run("monitor info"))
+    assert guest2 - guest1 >= 550, (guest1, guest2)
+    assert 0 < stub2 < guest2 and stub2 < gdb2, (stub2, guest2, gdb2)
+    g.run("detach")
+    assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1))
+
+
 def test_breakpoint_hit_by_vcpu1_then_stepi(start, gdbs):
     """vCPU 1 runs into an int3: gdb switches to thread 2; stepi steps it
     alone (the fake CPU runs one NOP) while vCPU 0 stays where it was."""
