@@ -29,6 +29,9 @@ TF = 1 << 8
 DR6_INIT = 0xffff0ff0
 DR7_INIT = 0x400
 NOP = 0x90
+# The fake CPU's vendors: execution control runs on both (TF steps on AMD,
+# MTF on Intel).
+CPUS = ["amd", "intel"]
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
@@ -48,9 +51,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def stub_env(tmp):
+def stub_env(tmp, cpu="amd"):
+    """cpu: the fake CPU's vendor, "amd" (the lab's: TF steps, debug
+    registers only) or "intel" (MTF and p2m memory access too)."""
     return dict(os.environ, VMISTUB_FAKE_WORLD=str(tmp / "world"),
-                VMISTUB_FAKE_STATE=str(tmp / "state.json"),
+                VMISTUB_FAKE_STATE=str(tmp / "state.json"), VMISTUB_FAKE_CPU=cpu,
                 ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
 
@@ -58,7 +63,7 @@ def stub_env(tmp):
 class FakeStub:
     """One vmistub-fake process, its log, and the fake world it debugs."""
 
-    def __init__(self, exe, tmp, args, unix=None):
+    def __init__(self, exe, tmp, args, unix=None, cpu="amd"):
         self.tmp = tmp
         self.unix = unix
         self.port = None
@@ -71,7 +76,7 @@ class FakeStub:
         self.log_f = open(self.log_path, "w")
         self.p = subprocess.Popen([str(exe), "--log-level", "debug", *args],
                                   stdin=subprocess.DEVNULL, stdout=self.log_f,
-                                  stderr=subprocess.STDOUT, env=stub_env(tmp))
+                                  stderr=subprocess.STDOUT, env=stub_env(tmp, cpu))
         self.wait_log("listening on")
         self.layout = self.state()["layout"]
 
@@ -144,12 +149,13 @@ class FakeStub:
 
 @pytest.fixture
 def start(fake_exe, tmp_path):
-    """start(*args, unix=None): a running vmistub-fake; every one started is
-    stopped at the end and its log checked for sanitizer reports."""
+    """start(*args, unix=None, cpu="amd"): a running vmistub-fake; every one
+    started is stopped at the end and its log checked for sanitizer
+    reports."""
     stubs = []
 
-    def _start(*args, unix=None):
-        s = FakeStub(fake_exe, tmp_path, list(args), unix=unix)
+    def _start(*args, unix=None, cpu="amd"):
+        s = FakeStub(fake_exe, tmp_path, list(args), unix=unix, cpu=cpu)
         stubs.append(s)
         return s
 
@@ -161,11 +167,13 @@ def start(fake_exe, tmp_path):
 
 def assert_world_clean(st, moved_rip=()):
     """Everything back as it was: no byte changed, no pause held, every
-    monitor off, no event left unanswered, the registers as they started
-    (but RIP of the vCPUs named, which the fake CPU ran)."""
+    monitor off, no event left unanswered, every frame's access rwx, MTF
+    off, the registers as they started (but RIP of the vCPUs named, which
+    the fake CPU ran)."""
     assert st["pauses"] == 0, st
     assert not any(st["monitors"].values()), st
     assert st["unanswered"] == 0 and st["queued"] == 0, st
+    assert st["restricted"] == [] and not any(st["mtf"]), st
     assert st["nchanged"] == 0, st["changed"]
     for i, r in enumerate(st["regs"]):
         assert r["rflags"] & TF == 0, (i, r)
@@ -678,10 +686,11 @@ def test_ctrl_c_of_running_target_stops_with_sigint(start, gdbs):
     assert_world_clean(stub.wait_state(lambda s: s["closes"] == 2))
 
 
-def test_breakpoint_hit_by_vcpu1_then_stepi(start, gdbs):
+@pytest.mark.parametrize("cpu", CPUS)
+def test_breakpoint_hit_by_vcpu1_then_stepi(start, gdbs, cpu):
     """vCPU 1 runs into an int3: gdb switches to thread 2; stepi steps it
     alone (the fake CPU runs one NOP) while vCPU 0 stays where it was."""
-    stub = start("fake")
+    stub = start("fake", cpu=cpu)
     rip0, rip1 = stub.layout["rip"]
     g = gdbs(stub.target)
     g.run(f"break *{rip1:#x}")
@@ -698,10 +707,11 @@ def test_breakpoint_hit_by_vcpu1_then_stepi(start, gdbs):
     assert_world_clean(st, moved_rip=(1,))
 
 
-def test_two_vcpus_hit_at_once_one_stop_each(start):
+@pytest.mark.parametrize("cpu", CPUS)
+def test_two_vcpus_hit_at_once_one_stop_each(start, cpu):
     """Both vCPUs run into int3s on the same resume: one stop is reported,
     the other is held and reported at the next resume, none lost."""
-    stub = start("fake")
+    stub = start("fake", cpu=cpu)
     rip0, rip1 = stub.layout["rip"]
     c = stub.rsp()
     assert b"swbreak+" in c.ask("qSupported:swbreak+;hwbreak+")
@@ -731,10 +741,11 @@ def test_two_vcpus_hit_at_once_one_stop_each(start):
     assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1))
 
 
-def test_hbreak_on_vcpu1_then_detach_restores_debug_registers(start, gdbs):
+@pytest.mark.parametrize("cpu", CPUS)
+def test_hbreak_on_vcpu1_then_detach_restores_debug_registers(start, gdbs, cpu):
     """A DR0-3 execution breakpoint: the fake CPU traps before executing
     (as an instruction breakpoint faults); detach puts DR0-3/6/7 back."""
-    stub = start("fake")
+    stub = start("fake", cpu=cpu)
     rip1 = stub.layout["rip"][1]
     g = gdbs(stub.target)
     assert "Hardware assisted breakpoint 1 at" in g.run(f"hbreak *{rip1:#x}")
@@ -775,11 +786,12 @@ def reg(regs_hex, n):
     return int.from_bytes(bytes.fromhex(regs_hex[16 * n:16 * (n + 1)].decode()), "little")
 
 
-def test_range_step_and_short_reads(start):
+@pytest.mark.parametrize("cpu", CPUS)
+def test_range_step_and_short_reads(start, cpu):
     """vCont;r steps inside the stub until RIP leaves the range (the fake
     CPU runs one NOP per step) while vCPU 1 stays put; a read that runs
     into an unmapped page returns the bytes before it."""
-    stub = start("fake")
+    stub = start("fake", cpu=cpu)
     rip0, rip1 = stub.layout["rip"]
     c = stub.rsp()
     assert c.ask("qSupported:swbreak+;hwbreak+").startswith(b"PacketSize=")
@@ -801,10 +813,11 @@ def test_range_step_and_short_reads(start):
     assert_world_clean(st, moved_rip=(0,))
 
 
-def test_continue_from_a_breakpoint_steps_over_it(start, gdbs):
+@pytest.mark.parametrize("cpu", CPUS)
+def test_continue_from_a_breakpoint_steps_over_it(start, gdbs, cpu):
     """gdb's step-over: the breakpoint out, vCPU 1 steps alone (vCPU 0
     parked), the breakpoint back in, both run on; Ctrl-C stops them."""
-    stub = start("fake")
+    stub = start("fake", cpu=cpu)
     rip0, rip1 = stub.layout["rip"]
     g = gdbs(stub.target)
     g.run(f"break *{rip1:#x}")
@@ -863,11 +876,12 @@ def test_domain_ending_under_a_waiting_gdb(start, gdbs, signo, says):
     assert stub.p.poll() is None                          # ready for the next gdb
 
 
-def test_step_that_never_ends_is_stopped_by_the_watchdog(start, gdbs):
+@pytest.mark.parametrize("cpu", CPUS)
+def test_step_that_never_ends_is_stopped_by_the_watchdog(start, gdbs, cpu):
     """A stepi gdb asks for with the other vCPU stopped, on a vCPU that then
     never comes back (here: hlt, no interrupt ever): vmistub stops it where
     it is after its watchdog's 0.5 s instead of leaving gdb waiting."""
-    stub = start("fake")
+    stub = start("fake", cpu=cpu)
     g = gdbs(stub.target)
     rip = stub.layout["rip"][0]
     g.run(f"set {{unsigned char}}{rip:#x} = 0xf4")
