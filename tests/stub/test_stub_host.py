@@ -303,6 +303,18 @@ def hexaddr(a):
     return f"{a:x}"
 
 
+# --- C unit tests of stub/ ---------------------------------------------------
+
+def test_watch_unit_binary(build_dir):
+    """stub/watch.c's own tests (cmocka): every one registered ran and passed."""
+    exe = build_dir / "tests" / "stub" / "test_stub_watch"
+    assert exe.exists(), f"{exe} not built"
+    p = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0 and "FAILED" not in out, out
+    assert re.search(r"\[  PASSED  \] 10 test\(s\)", out), out
+
+
 # --- the command line ------------------------------------------------------
 
 def test_version(fake_exe):
