@@ -112,6 +112,11 @@ hw_arm(struct stub *s, struct stub_bp *b, bool on)
 	if (r != 0 && on)
 		for (unsigned i = 0; i < s->nvcpus; i++)
 			vmi_hwbreak_clear(s->v, i, (unsigned)b->slot);
+	/* The registers cached for gdb hold DR0-3/DR7 as they were: a
+	 * register write from gdb (P, G) built on them would take the slot
+	 * back (with "set breakpoint always-inserted on", a "set $rax"
+	 * after an hbreak disarmed it). */
+	stub_regs_forget(s);
 	return r;
 }
 

@@ -771,6 +771,24 @@ def test_hbreak_on_vcpu1_then_detach_restores_debug_registers(start, gdbs, cpu):
     assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1))
 
 
+@pytest.mark.parametrize("cpu", CPUS)
+def test_register_write_after_hbreak_keeps_it_armed(start, gdbs, cpu):
+    """A register write after a hardware breakpoint went in (always
+    inserted) leaves the breakpoint armed: gdb's register file has no
+    debug registers, and what it writes back must not carry old ones."""
+    stub = start("fake", cpu=cpu)
+    rip1 = stub.layout["rip"][1]
+    g = gdbs(stub.target, pre=["set breakpoint always-inserted on"])
+    g.run("info registers rip", "thread 2", "info registers rip")
+    g.run(f"hbreak *{rip1:#x}")
+    g.run("set $rax = 0x1234")
+    out = g.run("continue", timeout=10)
+    assert re.search(rf'Thread 2 "vCPU 1" hit Breakpoint 1, {rip1:#x} in', out), out
+    out = g.run('printf "rax %#lx\\n", $rax', "delete", "set $rax = 0x2000", "detach")
+    assert "rax 0x1234" in out, out
+    assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1))
+
+
 def test_guests_own_int3_goes_back_to_the_guest(start, gdbs):
     """An int3 the guest has itself (written here through gdb, not
     inserted as a breakpoint) is re-injected, unseen by gdb. A breakpoint
