@@ -76,9 +76,9 @@ struct stub_vcpu {
 	bool regs_valid;
 	struct vmi_regs regs;    /* cached while the target is stopped */
 	bool parked;             /* DR3 armed at its RIP to hold it */
-	/* Held by a memory access event that hits a watchpoint while
-	 * another vCPU steps with a frame lifted (exec.c): seen to when
-	 * that step ends. */
+	/* Held by a memory access event that needs a frame lifted while
+	 * another vCPU steps with one (exec.c): seen to when that step
+	 * ends. */
 	bool mem_wait;
 	struct stub_stop stop;
 };
@@ -234,7 +234,7 @@ void stub_step_watch_init(struct stub *s);
 int stub_on_events(struct stub *s);
 int stub_hw_slots_free(const struct stub *s);
 
-/* watch.c: watchpoints by p2m memory access. The first four are pure. */
+/* watch.c: watchpoints by p2m memory access. The first six are pure. */
 bool stub_watch_fits_dr(uint64_t addr, unsigned len);
 bool stub_watch_by_mem(const struct stub_bp *b);
 unsigned stub_watch_nframes(uint64_t addr, unsigned len);
@@ -242,6 +242,8 @@ unsigned stub_watch_nframes(uint64_t addr, unsigned len);
 unsigned stub_watch_frame_access(const struct stub_bp *bps, size_t n,
     uint64_t gfn);
 const struct stub_bp *stub_watch_hit(const struct stub_bp *bps, size_t n,
+    const struct vmi_event *ev);
+bool stub_watch_dr_overlap(const struct stub_bp *bps, size_t n,
     const struct vmi_event *ev);
 int stub_watch_insert(struct stub *s, struct stub_bp *b);
 int stub_watch_remove(struct stub *s, struct stub_bp *b);

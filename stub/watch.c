@@ -160,6 +160,29 @@ stub_watch_hit(const struct stub_bp *bps, size_t n, const struct vmi_event *ev)
 	return NULL;
 }
 
+/*
+ * Whether a debug-register watchpoint may cover a memory access event's
+ * access: of a kind it reports, overlapping it, or of unknown place (no
+ * linear address). Such an access must run natively: Xen's emulation of
+ * it would raise no data breakpoint.
+ */
+bool
+stub_watch_dr_overlap(const struct stub_bp *bps, size_t n,
+    const struct vmi_event *ev)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct stub_bp *b = &bps[i];
+
+		if (!b->used || b->slot < 0 ||
+		    !(reports(b->type) & ev->u.mem.access))
+			continue;
+		if (!ev->u.mem.gla_valid ||
+		    overlap(ev->u.mem.gla, ACCESS_SPAN, b->addr, b->len))
+			return true;
+	}
+	return false;
+}
+
 /* ---- with a session ------------------------------------------------------- */
 
 static int

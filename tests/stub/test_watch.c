@@ -357,6 +357,33 @@ t_hit_at_the_top_of_the_address_space(void **state)
 	assert_null(hit(&ev));
 }
 
+/* An access a debug-register watchpoint may cover must not be emulated
+ * (Xen's emulation raises no data breakpoint): of a kind it reports,
+ * overlapping it, or with no linear address to tell. */
+static void
+t_debug_register_watch_may_cover(void **state)
+{
+	struct stub_bp *b = &st.bps[3];
+	struct vmi_event ev;
+
+	(void)state;
+	*b = (struct stub_bp){ .used = true, .type = RSP_BP_WRITE_WATCH,
+	    .addr = VA0 + 0x100, .len = 4, .slot = 1 };
+	ev = access_ev(GFN0, 0x102, VA0 + 0x102, true, VMI_ACCESS_W);
+	assert_true(stub_watch_dr_overlap(st.bps, STUB_MAX_BPS, &ev));
+	assert_null(hit(&ev));                  /* not a memory-access one */
+	ev.u.mem.access = VMI_ACCESS_R;
+	assert_false(stub_watch_dr_overlap(st.bps, STUB_MAX_BPS, &ev));
+	ev = access_ev(GFN0, 0xf8, VA0 + 0xf8, true, VMI_ACCESS_W);
+	assert_false(stub_watch_dr_overlap(st.bps, STUB_MAX_BPS, &ev));
+	ev = access_ev(GFN0, 0x400, VA0 + 0x400, true, VMI_ACCESS_W);
+	assert_false(stub_watch_dr_overlap(st.bps, STUB_MAX_BPS, &ev));
+	ev.u.mem.gla_valid = false;
+	assert_true(stub_watch_dr_overlap(st.bps, STUB_MAX_BPS, &ev));
+	b->slot = -1;       /* a software breakpoint's or a memory one's */
+	assert_false(stub_watch_dr_overlap(st.bps, STUB_MAX_BPS, &ev));
+}
+
 /* A lift makes the frames rwx for one vCPU's step and gives them back
  * what the watchpoints need then; another vCPU cannot lift meanwhile. */
 static void
@@ -396,6 +423,7 @@ main(void)
 		T(t_hit_by_kind_and_place),
 		T(t_hit_across_a_page_boundary),
 		T(t_hit_at_the_top_of_the_address_space),
+		T(t_debug_register_watch_may_cover),
 		T(t_lift_and_restore),
 	};
 #undef T
