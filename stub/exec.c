@@ -369,36 +369,46 @@ hit(struct stub *s, const struct vmi_event *ev)
 	return stub_watch_hit(s->bps, STUB_MAX_BPS, ev);
 }
 
+/* The access must run natively, not be emulated past the restriction:
+ * on a vCPU that steps (after an instruction Xen emulated, the MTF stop
+ * comes one instruction late: vmi/REVIEW-intel.md, finding 2), or where
+ * a debug-register watchpoint may cover it (Xen's emulation raises no
+ * data breakpoint). */
+static bool
+native(struct stub *s, const struct vmi_event *ev, bool stepping)
+{
+	return stepping || stub_watch_dr_overlap(s->bps, STUB_MAX_BPS, ev);
+}
+
 /*
  * An access on a watched frame that no memory-access watchpoint reports:
- * Xen emulates it past the restriction and the vCPU runs on. Unless it
- * must run natively, with the frame lifted and a step whose end restores
- * it (lift_event): on a vCPU that steps (after an instruction Xen
- * emulated, the MTF stop comes one instruction late: vmi/REVIEW-intel.md,
- * finding 2), or where a debug-register watchpoint may cover it (Xen's
- * emulation raises no data breakpoint). 0, or -errno when it is emulated
- * for want of a lift (another vCPU holds one: -EBUSY).
+ * Xen emulates it past the restriction and the vCPU runs on, or, where it
+ * must run natively, the frame is lifted for a step whose end restores it
+ * (lift_event). Emulated too when no lift can be had.
  */
-static int
+static void
 mem_pass(struct stub *s, const struct vmi_event *ev, struct vmi_response *rsp,
     bool stepping)
 {
 	bool fresh = s->lift.n == 0;
-	int r;
+	int r = -EAGAIN;
 
-	if (!stepping && !stub_watch_dr_overlap(s->bps, STUB_MAX_BPS, ev)) {
-		rsp->flags |= VMI_RSP_EMULATE;
-		return 0;
-	}
-	r = stub_watch_lift(s, ev->vcpu, ev->u.mem.gfn);
-	if (r == 0)
-		r = vmi_response_step(s->v, ev, rsp, true);
-	if (r < 0) {
-		if (fresh)
+	if (native(s, ev, stepping)) {
+		r = stub_watch_lift(s, ev->vcpu, ev->u.mem.gfn);
+		if (r == 0)
+			r = vmi_response_step(s->v, ev, rsp, true);
+		if (r < 0 && fresh)
 			stub_watch_lift_end(s);
-		rsp->flags |= VMI_RSP_EMULATE;
 	}
-	return r;
+	if (r < 0)
+		rsp->flags |= VMI_RSP_EMULATE;
+}
+
+static struct stub_stop
+hit_stop(const struct stub_bp *b)
+{
+	return (struct stub_stop){ .valid = true, .signo = 5,
+	    .reason = reason_of(b->type), .addr = b->addr };
 }
 
 /*
@@ -436,8 +446,7 @@ watch_hit(struct stub *s, const struct vmi_event *ev, const struct stub_bp *b,
 		r = vmi_response_step(s->v, ev, rsp, true);
 	if (r == 0) {
 		s->lift.report = true;
-		s->lift.stop = (struct stub_stop){ .valid = true, .signo = 5,
-		    .reason = reason_of(b->type), .addr = b->addr };
+		s->lift.stop = hit_stop(b);
 		ev_timer_again(s->loop, &s->step_watch);
 		log_debug("vCPU %u hits watchpoint %#llx: stepping its access",
 		    ev->vcpu, (unsigned long long)b->addr);
@@ -458,33 +467,36 @@ watch_hit_failed(const struct vmi_event *ev, struct vmi_response *rsp, int r)
 	rsp->flags |= VMI_RSP_EMULATE;
 }
 
-/* A memory access event while the target runs, with no vCPU stepping over
- * a watchpoint hit. */
-static int
-mem_event(struct stub *s, const struct vmi_event *ev, struct vmi_response *rsp)
+/* rsp for a memory access event, the target running and no frame lifted. */
+static void
+answer_access(struct stub *s, const struct vmi_event *ev,
+    struct vmi_response *rsp, bool stepping)
 {
 	const struct stub_bp *b = hit(s, ev);
-	bool stepping = vmi_stepping(s->v, ev->vcpu);
 	int r;
 
-	if (b == NULL && !stepping &&
-	    !stub_watch_dr_overlap(s->bps, STUB_MAX_BPS, ev)) {
-		rsp->flags |= VMI_RSP_EMULATE;
-		return VMI_RESUME;
-	}
-	if (s->lift.n > 0) {
-		/* One lift at a time: seen to when the step that holds it
-		 * ends (stub_on_events). */
-		s->vcpus[ev->vcpu].mem_wait = true;
-		return VMI_HOLD;
-	}
 	if (b == NULL) {
 		mem_pass(s, ev, rsp, stepping);
-		return VMI_RESUME;
+		return;
 	}
 	r = watch_hit(s, ev, b, rsp);
 	if (r < 0)
 		watch_hit_failed(ev, rsp, r);
+}
+
+/* A memory access event while the target runs, with no vCPU stepping over
+ * a watchpoint hit. One lift at a time: an access that needs one while
+ * another vCPU has it waits until that step ends (serve_waiters). */
+static int
+mem_event(struct stub *s, const struct vmi_event *ev, struct vmi_response *rsp)
+{
+	bool stepping = vmi_stepping(s->v, ev->vcpu);
+
+	if (s->lift.n > 0 && (hit(s, ev) != NULL || native(s, ev, stepping))) {
+		s->vcpus[ev->vcpu].mem_wait = true;
+		return VMI_HOLD;
+	}
+	answer_access(s, ev, rsp, stepping);
 	return VMI_RESUME;
 }
 
@@ -509,9 +521,7 @@ lift_event(struct stub *s, const struct vmi_event *ev, struct vmi_response *rsp,
 		b = hit(s, ev);
 		if (b != NULL && !report) {
 			s->lift.report = true;
-			s->lift.stop = (struct stub_stop){ .valid = true,
-			    .signo = 5, .reason = reason_of(b->type),
-			    .addr = b->addr };
+			s->lift.stop = hit_stop(b);
 		}
 		mem_pass(s, ev, rsp, true);
 		*verdict = VMI_RESUME;
@@ -527,15 +537,15 @@ lift_event(struct stub *s, const struct vmi_event *ev, struct vmi_response *rsp,
 	return true;
 }
 
-/* Held memory access events that needed a lift while another was on: the
- * first to get one has it, the others wait for it in turn. */
+/* Memory access events held while another vCPU had frames lifted (the
+ * step that had them is over): the first to need a lift has it, the
+ * others wait for that one in turn. */
 static void
 serve_waiters(struct stub *s)
 {
 	for (unsigned i = 0; i < s->nvcpus && s->running && s->lift.n == 0;
 	    i++) {
 		const struct vmi_event *ev = vmi_pending(s->v, i);
-		const struct stub_bp *b;
 		struct vmi_response rsp;
 		int r;
 
@@ -545,11 +555,7 @@ serve_waiters(struct stub *s)
 		if (ev == NULL || ev->kind != VMI_EVENT_MEMACCESS)
 			continue;
 		vmi_response_init(&rsp, ev);
-		b = hit(s, ev);
-		if (b == NULL)
-			mem_pass(s, ev, &rsp, vmi_stepping(s->v, i));
-		else if ((r = watch_hit(s, ev, b, &rsp)) < 0)
-			watch_hit_failed(ev, &rsp, r);
+		answer_access(s, ev, &rsp, vmi_stepping(s->v, i));
 		r = vmi_respond(s->v, i, &rsp);
 		if (r < 0)
 			log_warn("vCPU %u: answer to its memory access: %s", i,
