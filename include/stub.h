@@ -27,6 +27,12 @@
  * gdb leaves stopped while another one runs (stub/exec.c). */
 #define STUB_GDB_SLOTS 3
 #define STUB_PARK_SLOT 3
+/* A watchpoint served by memory access (stub/watch.c) covers at most
+ * this many frames (1 MiB): each costs a hypercall at insert and removal. */
+#define STUB_WATCH_MAX_FRAMES 256
+/* Frames one instruction may fault on while it is stepped (stub_lift):
+ * a string move's source and destination, each across a page boundary. */
+#define STUB_LIFT_FRAMES 4
 
 enum stub_log_level {
 	STUB_LOG_ERROR, STUB_LOG_WARN, STUB_LOG_INFO, STUB_LOG_DEBUG,
@@ -70,6 +76,10 @@ struct stub_vcpu {
 	bool regs_valid;
 	struct vmi_regs regs;    /* cached while the target is stopped */
 	bool parked;             /* DR3 armed at its RIP to hold it */
+	/* Held by a memory access event that needs a frame lifted while
+	 * another vCPU steps with one (exec.c): seen to when that step
+	 * ends. */
+	bool mem_wait;
 	struct stub_stop stop;
 };
 
@@ -79,7 +89,22 @@ struct stub_bp {
 	uint64_t addr;           /* as gdb gave it */
 	uint64_t gpa;            /* Z0: the patched frame byte */
 	unsigned len;
-	int slot;                /* Z1-Z4: DR slot */
+	int slot;                /* Z1-Z4 by debug register: DR slot, else -1 */
+	/* Z2-Z4 by memory access (stub/watch.c): the frames its range
+	 * mapped to at insert, page by page from addr; NULL otherwise. */
+	uint64_t *gfns;
+	unsigned nframes;
+	bool phys;               /* addr was guest physical (monitor phys on) */
+};
+
+/* The frames whose memory-access restriction is lifted while one vCPU
+ * steps over the access that faulted there (stub/exec.c); n == 0: none. */
+struct stub_lift {
+	unsigned vcpu;
+	unsigned n;
+	uint64_t gfns[STUB_LIFT_FRAMES];
+	bool report;             /* a watchpoint hit: stop reported after it */
+	struct stub_stop stop;
 };
 
 struct stub_conn {
@@ -154,6 +179,7 @@ struct stub {
 	int last_stop_vcpu;
 	struct stub_stop last_stop;   /* for "?" */
 	struct stub_bp bps[STUB_MAX_BPS];
+	struct stub_lift lift;
 	char *tdesc;
 	size_t tdesc_len;
 	struct stub_stats stats;
@@ -220,6 +246,25 @@ int stub_interrupt(struct stub *s);
 void stub_step_watch_init(struct stub *s);
 int stub_on_events(struct stub *s);
 int stub_hw_slots_free(const struct stub *s);
+
+/* watch.c: watchpoints by p2m memory access. The first six are pure. */
+bool stub_watch_fits_dr(uint64_t addr, unsigned len);
+bool stub_watch_by_mem(const struct stub_bp *b);
+unsigned stub_watch_nframes(uint64_t addr, unsigned len);
+/* VMI_ACCESS_* that the watchpoints in use among bps[0..n) leave gfn. */
+unsigned stub_watch_frame_access(const struct stub_bp *bps, size_t n,
+    uint64_t gfn);
+const struct stub_bp *stub_watch_hit(const struct stub_bp *bps, size_t n,
+    const struct vmi_event *ev);
+bool stub_watch_dr_overlap(const struct stub_bp *bps, size_t n,
+    const struct vmi_event *ev);
+int stub_watch_insert(struct stub *s, struct stub_bp *b);
+int stub_watch_remove(struct stub *s, struct stub_bp *b);
+void stub_watch_forget(struct stub *s);
+int stub_watch_lift(struct stub *s, unsigned vcpu, uint64_t gfn);
+void stub_watch_lift_end(struct stub *s);
+void stub_watch_count(const struct stub *s, unsigned *watches,
+    unsigned *frames);
 
 /* A text built with printf-like appends, cut (never overrun) at cap. */
 struct stub_text {

@@ -18,6 +18,16 @@
  * Events that arrive while the target is stopped (several vCPUs hit at
  * once) are held and queued per vCPU; each is reported when gdb resumes
  * that vCPU, one at a time, none lost.
+ *
+ * Watchpoints the debug registers cannot take are served by p2m memory
+ * access where the platform has it (stub/watch.c): an access to a watched
+ * frame raises a memory access event before it executes. One that no
+ * watchpoint reports is emulated by Xen past the restriction. A hit is
+ * reported once the access is done, as an x86 data breakpoint traps after
+ * it (gdb compares the old and new values): the target stops, the frame
+ * is lifted, and that vCPU alone executes the access with a step while
+ * the others are parked; the step's end restores the frame and reports
+ * the hit (watch_hit, lift_event).
  */
 #include <errno.h>
 #include <string.h>
@@ -26,6 +36,7 @@
 
 static int on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
     struct vmi_response *rsp);
+static int park(struct stub *s, unsigned i, const uint64_t *also);
 
 const struct vmi_handler stub_handler_template = {
 	.handle_event = on_event,
@@ -46,6 +57,8 @@ bp_find(struct stub *s, enum rsp_bp_type type, uint64_t addr)
 static struct stub_bp *
 bp_by_slot(struct stub *s, int slot)
 {
+	if (slot < 0)
+		return NULL;
 	for (unsigned i = 0; i < STUB_MAX_BPS; i++)
 		if (s->bps[i].used && s->bps[i].type != RSP_BP_SOFTWARE &&
 		    s->bps[i].slot == slot)
@@ -112,7 +125,33 @@ hw_arm(struct stub *s, struct stub_bp *b, bool on)
 	if (r != 0 && on)
 		for (unsigned i = 0; i < s->nvcpus; i++)
 			vmi_hwbreak_clear(s->v, i, (unsigned)b->slot);
+	/* The registers cached for gdb hold DR0-3/DR7 as they were: a
+	 * register write from gdb (P, G) built on them would take the slot
+	 * back (with "set breakpoint always-inserted on", a "set $rax"
+	 * after an hbreak disarmed it). */
+	stub_regs_forget(s);
 	return r;
+}
+
+/* A watchpoint takes a debug register when one is free and its range fits
+ * one; otherwise memory access serves it where the platform has it, and
+ * where it has not gdb gets the error it reports as "Could not insert
+ * hardware watchpoint". */
+static int
+watch_insert(struct stub *s, struct stub_bp *b)
+{
+	bool dr = vmi_has(s->v, VMI_CAP_WATCH);
+	int slot = dr ? free_slot(s) : -ENOSPC;
+
+	if (vmi_has(s->v, VMI_CAP_MEMACCESS) &&
+	    (slot < 0 || !stub_watch_fits_dr(b->addr, b->len)))
+		return stub_watch_insert(s, b);
+	if (!dr)
+		return -EOPNOTSUPP;
+	if (slot < 0)
+		return slot;
+	b->slot = slot;
+	return hw_arm(s, b, true);
 }
 
 int
@@ -143,12 +182,12 @@ stub_bp_insert(struct stub *s, const struct rsp_command *c)
 			r = vmi_monitor(s->v, VMI_MON_SWBREAK, true);
 		if (r == 0)
 			r = vmi_patch(s->v, b->gpa, "\xcc", 1);
+	} else if (type != RSP_BP_HARDWARE) {
+		r = watch_insert(s, b);
 	} else {
-		if (!vmi_has(s->v, type == RSP_BP_HARDWARE ? VMI_CAP_HWBREAK :
-		    VMI_CAP_WATCH))
+		if (!vmi_has(s->v, VMI_CAP_HWBREAK))
 			return -EOPNOTSUPP;
-		if (type == RSP_BP_HARDWARE)
-			b->len = 1;
+		b->len = 1;
 		r = free_slot(s);
 		if (r >= 0) {
 			b->slot = r;
@@ -173,6 +212,8 @@ stub_bp_remove(struct stub *s, const struct rsp_command *c)
 		return 0;   /* already gone: the manual asks for idempotence */
 	if (b->type == RSP_BP_SOFTWARE)
 		r = vmi_unpatch(s->v, b->gpa);
+	else if (stub_watch_by_mem(b))
+		r = stub_watch_remove(s, b);
 	else
 		r = hw_arm(s, b, false);
 	if (r == -ENOENT)
@@ -213,10 +254,16 @@ pace(struct stub *s, bool running)
 }
 
 /* The target no longer runs (its domain pause taken by the caller): no
- * step to watch, slow housekeeping, registers to be read afresh. */
+ * step to watch, slow housekeeping, registers to be read afresh, no frame
+ * left lifted (a step that had one and ends later is a queued stop; one
+ * that never took its access faults again when it runs). */
 static void
 stopped(struct stub *s)
 {
+	if (s->lift.n > 0)
+		stub_watch_lift_end(s);
+	for (unsigned i = 0; i < s->nvcpus; i++)
+		s->vcpus[i].mem_wait = false;
 	s->running = false;
 	ev_timer_stop(s->loop, &s->step_watch);
 	pace(s, false);
@@ -258,8 +305,28 @@ sw_patched(struct stub *s, const struct vmi_event *ev)
 	    vmi_patched_original(s->v, x.gpa, &b) == 0;
 }
 
+static enum rsp_stop_reason
+reason_of(enum rsp_bp_type t)
+{
+	switch (t) {
+	case RSP_BP_HARDWARE:
+		return RSP_STOP_HWBREAK;
+	case RSP_BP_WRITE_WATCH:
+		return RSP_STOP_WATCH;
+	case RSP_BP_READ_WATCH:
+		return RSP_STOP_RWATCH;
+	case RSP_BP_ACCESS_WATCH:
+		return RSP_STOP_AWATCH;
+	case RSP_BP_SOFTWARE:
+		break;
+	}
+	return RSP_STOP_SWBREAK;
+}
+
 /* What gdb is told about one of the stub's events, or false when there is
- * nothing to tell (a breakpoint removed since the vCPU hit it). */
+ * nothing to tell (a breakpoint removed since the vCPU hit it). A memory
+ * access is never a stop by itself: its hit is reported after the access
+ * (watch_hit). */
 static bool
 classify_stop(struct stub *s, const struct vmi_event *ev,
     struct stub_stop *st)
@@ -279,20 +346,7 @@ classify_stop(struct stub *s, const struct vmi_event *ev,
 		b = bp_by_slot(s, ev->u.debug.slot);
 		if (b == NULL)
 			return false;
-		switch (b->type) {
-		case RSP_BP_HARDWARE:
-			st->reason = RSP_STOP_HWBREAK;
-			break;
-		case RSP_BP_WRITE_WATCH:
-			st->reason = RSP_STOP_WATCH;
-			break;
-		case RSP_BP_READ_WATCH:
-			st->reason = RSP_STOP_RWATCH;
-			break;
-		default:
-			st->reason = RSP_STOP_AWATCH;
-			break;
-		}
+		st->reason = reason_of(b->type);
 		st->addr = b->addr;
 		return true;
 	default:
@@ -307,6 +361,208 @@ in_range(const struct stub_vcpu *vc, uint64_t rip)
 	    rip < vc->range_end;
 }
 
+/* ---- memory-access watchpoints ------------------------------------------------ */
+
+static const struct stub_bp *
+hit(struct stub *s, const struct vmi_event *ev)
+{
+	return stub_watch_hit(s->bps, STUB_MAX_BPS, ev);
+}
+
+/* The access must run natively, not be emulated past the restriction:
+ * on a vCPU that steps (after an instruction Xen emulated, the MTF stop
+ * comes one instruction late: vmi/REVIEW-intel.md, finding 2), or where
+ * a debug-register watchpoint may cover it (Xen's emulation raises no
+ * data breakpoint). */
+static bool
+native(struct stub *s, const struct vmi_event *ev, bool stepping)
+{
+	return stepping || stub_watch_dr_overlap(s->bps, STUB_MAX_BPS, ev);
+}
+
+/*
+ * An access on a watched frame that no memory-access watchpoint reports:
+ * Xen emulates it past the restriction and the vCPU runs on, or, where it
+ * must run natively, the frame is lifted for a step whose end restores it
+ * (lift_event). Emulated too when no lift can be had.
+ */
+static void
+mem_pass(struct stub *s, const struct vmi_event *ev, struct vmi_response *rsp,
+    bool stepping)
+{
+	bool fresh = s->lift.n == 0;
+	int r = -EAGAIN;
+
+	if (native(s, ev, stepping)) {
+		r = stub_watch_lift(s, ev->vcpu, ev->u.mem.gfn);
+		if (r == 0)
+			r = vmi_response_step(s->v, ev, rsp, true);
+		if (r < 0 && fresh)
+			stub_watch_lift_end(s);
+	}
+	if (r < 0)
+		rsp->flags |= VMI_RSP_EMULATE;
+}
+
+static struct stub_stop
+hit_stop(const struct stub_bp *b)
+{
+	return (struct stub_stop){ .valid = true, .signo = 5,
+	    .reason = reason_of(b->type), .addr = b->addr };
+}
+
+/*
+ * ev's vCPU is about to make an access that watchpoint b reports. gdb
+ * must see it done, as after an x86 data breakpoint's trap: the others
+ * are parked as for gdb's own step over a breakpoint, the frame is
+ * lifted, and rsp steps this vCPU over the access (MTF); lift_event
+ * restores the frame and reports the hit when the step ends. Until then
+ * the target runs as far as gdb knows, and other vCPUs' events are held
+ * and queued as if it were stopped.
+ */
+static int
+watch_hit(struct stub *s, const struct vmi_event *ev, const struct stub_bp *b,
+    struct vmi_response *rsp)
+{
+	struct stub_vcpu *vc = &s->vcpus[ev->vcpu];
+	int r = vmi_pause(s->v);
+
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < s->nvcpus; i++)
+		if (i != ev->vcpu && vmi_pending(s->v, i) == NULL &&
+		    !s->vcpus[i].parked)
+			park(s, i, NULL);
+	/* Parked while its access waited (parked by another vCPU's hit
+	 * before its event arrived): its park would stop the step before
+	 * the access. */
+	if (vc->parked) {
+		r = vmi_unpark(s->v, ev->vcpu);
+		vc->parked = false;
+	}
+	if (r == 0)
+		r = stub_watch_lift(s, ev->vcpu, ev->u.mem.gfn);
+	if (r == 0)
+		r = vmi_response_step(s->v, ev, rsp, true);
+	if (r == 0) {
+		s->lift.report = true;
+		s->lift.stop = hit_stop(b);
+		ev_timer_again(s->loop, &s->step_watch);
+		log_debug("vCPU %u hits watchpoint %#llx: stepping its access",
+		    ev->vcpu, (unsigned long long)b->addr);
+	} else {
+		stub_watch_lift_end(s);
+	}
+	vmi_unpause(s->v);
+	return r;
+}
+
+/* A hit is better late than a vCPU that faults for ever. */
+static void
+watch_hit_failed(const struct vmi_event *ev, struct vmi_response *rsp, int r)
+{
+	log_warn("vCPU %u: cannot step over the access to watched frame %#llx "
+	    "(%s): emulated, the hit is not reported", ev->vcpu,
+	    (unsigned long long)ev->u.mem.gfn, strerror(-r));
+	rsp->flags |= VMI_RSP_EMULATE;
+}
+
+/* rsp for a memory access event, the target running and no frame lifted. */
+static void
+answer_access(struct stub *s, const struct vmi_event *ev,
+    struct vmi_response *rsp, bool stepping)
+{
+	const struct stub_bp *b = hit(s, ev);
+	int r;
+
+	if (b == NULL) {
+		mem_pass(s, ev, rsp, stepping);
+		return;
+	}
+	r = watch_hit(s, ev, b, rsp);
+	if (r < 0)
+		watch_hit_failed(ev, rsp, r);
+}
+
+/* A memory access event while the target runs, with no vCPU stepping over
+ * a watchpoint hit. One lift at a time: an access that needs one while
+ * another vCPU has it waits until that step ends (serve_waiters). */
+static int
+mem_event(struct stub *s, const struct vmi_event *ev, struct vmi_response *rsp)
+{
+	bool stepping = vmi_stepping(s->v, ev->vcpu);
+
+	if (s->lift.n > 0 && (hit(s, ev) != NULL || native(s, ev, stepping))) {
+		s->vcpus[ev->vcpu].mem_wait = true;
+		return VMI_HOLD;
+	}
+	answer_access(s, ev, rsp, stepping);
+	return VMI_RESUME;
+}
+
+/*
+ * An event of the vCPU that steps with frames lifted. Another access that
+ * faults before its step ends (one instruction on several watched frames)
+ * lifts that frame too. Anything else ends the step: the frames get their
+ * restriction back, and a watchpoint hit is reported now that its access
+ * is done. false: the event is to be handled as usual (the end of a step
+ * gdb asked for); true: *verdict is the answer.
+ */
+static bool
+lift_event(struct stub *s, const struct vmi_event *ev, struct vmi_response *rsp,
+    int *verdict)
+{
+	struct stub_vcpu *vc = &s->vcpus[ev->vcpu];
+	const struct stub_bp *b;
+	struct stub_stop st = s->lift.stop;
+	bool report = s->lift.report;
+
+	if (ev->kind == VMI_EVENT_MEMACCESS) {
+		b = hit(s, ev);
+		if (b != NULL && !report) {
+			s->lift.report = true;
+			s->lift.stop = hit_stop(b);
+		}
+		mem_pass(s, ev, rsp, true);
+		*verdict = VMI_RESUME;
+		return true;
+	}
+	stub_watch_lift_end(s);
+	if (!report)
+		return false;
+	vc->stop = st;
+	if (s->running)
+		all_stop(s, ev->vcpu);
+	*verdict = VMI_HOLD;
+	return true;
+}
+
+/* Memory access events held while another vCPU had frames lifted (the
+ * step that had them is over): the first to need a lift has it, the
+ * others wait for that one in turn. */
+static void
+serve_waiters(struct stub *s)
+{
+	for (unsigned i = 0; i < s->nvcpus && s->running && s->lift.n == 0;
+	    i++) {
+		const struct vmi_event *ev = vmi_pending(s->v, i);
+		struct vmi_response rsp;
+		int r;
+
+		if (!s->vcpus[i].mem_wait)
+			continue;
+		s->vcpus[i].mem_wait = false;
+		if (ev == NULL || ev->kind != VMI_EVENT_MEMACCESS)
+			continue;
+		vmi_response_init(&rsp, ev);
+		answer_access(s, ev, &rsp, vmi_stepping(s->v, i));
+		r = vmi_respond(s->v, i, &rsp);
+		if (r < 0)
+			log_warn("vCPU %u: answer to its memory access: %s", i,
+			    strerror(-r));
+	}
+}
+
 static int
 on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
     struct vmi_response *rsp)
@@ -314,7 +570,7 @@ on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
 	struct stub *s = ctx;
 	struct stub_vcpu *vc;
 	struct stub_stop st;
-	int ours;
+	int ours, verdict;
 
 	s->stats.events++;
 	if (rsp == NULL) {
@@ -342,14 +598,26 @@ on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
 	    vmi_debug_cause_name(ev->u.debug.cause) : "-",
 	    ev->kind == VMI_EVENT_DEBUG ? ev->u.debug.slot : -1,
 	    s->running ? "" : " (stopped)");
+	if (ev->kind == VMI_EVENT_MEMACCESS)
+		log_debug("access %s%s%s frame %#llx+%#llx linear %#llx%s",
+		    ev->u.mem.access & VMI_ACCESS_R ? "r" : "",
+		    ev->u.mem.access & VMI_ACCESS_W ? "w" : "",
+		    ev->u.mem.access & VMI_ACCESS_X ? "x" : "",
+		    (unsigned long long)ev->u.mem.gfn,
+		    (unsigned long long)ev->u.mem.offset,
+		    (unsigned long long)ev->u.mem.gla,
+		    ev->u.mem.gla_valid ? "" : " (not valid)");
+	if (ev->sync && s->lift.n > 0 && s->lift.vcpu == ev->vcpu &&
+	    lift_event(s, ev, rsp, &verdict))
+		return verdict;
 	/* Parked: held until gdb resumes it. A #DB of unknown cause on a
 	 * parked vCPU is the park too: in the lab a vCPU that comes back from
 	 * the guest's own #BP handler with RF set traps one instruction past
 	 * DR3 (seen at the tiny guest's self-test int3), and re-injecting it
 	 * would hand the guest a #DB with no cause and let the vCPU run on. */
-	if ((ev->kind == VMI_EVENT_DEBUG || ev->kind == VMI_EVENT_SINGLESTEP) &&
-	    vc->parked && (ev->kind == VMI_EVENT_SINGLESTEP ||
-	    ev->u.debug.cause != VMI_DEBUG_WATCH))
+	if (vc->parked && (ev->kind == VMI_EVENT_SINGLESTEP ||
+	    ev->kind == VMI_EVENT_MEMACCESS || (ev->kind == VMI_EVENT_DEBUG &&
+	    ev->u.debug.cause != VMI_DEBUG_WATCH)))
 		return VMI_HOLD;
 	if (ev->kind == VMI_EVENT_DEBUG &&
 	    ev->u.debug.cause == VMI_DEBUG_STALE_STEP) {
@@ -366,7 +634,7 @@ on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
 		}
 		return VMI_RESUME;
 	}
-	if (!s->running) {
+	if (!s->running || s->lift.report) {
 		/* Judged when gdb resumes this vCPU: by then gdb has put its
 		 * breakpoints back, and a hit on one it removed for good is
 		 * dropped (stub_resume). */
@@ -374,6 +642,8 @@ on_event(void *ctx, struct vmi *v, const struct vmi_event *ev,
 		vc->stop.valid = true;
 		return VMI_HOLD;
 	}
+	if (ev->kind == VMI_EVENT_MEMACCESS)
+		return mem_event(s, ev, rsp);
 	if (!classify_stop(s, ev, &st)) {
 		/* Not a stop (a breakpoint gdb removed): re-execute. */
 		if (vmi_stepping(v, ev->vcpu) && vc->act == STUB_ACT_CONT)
@@ -414,6 +684,8 @@ stub_on_events(struct stub *s)
 	}
 	if (!s->gone && vmi_domain_state(s->v) == VMI_DOM_GONE)
 		s->gone = true;
+	if (!s->gone)
+		serve_waiters(s);
 	if (s->gone) {
 		bool tell = s->running;
 
@@ -548,12 +820,62 @@ release(struct stub *s, unsigned i)
 		vmi_response_init(&rsp, ev);
 		if (step || vmi_stepping(s->v, i))
 			r = vmi_response_step(s->v, ev, &rsp, step);
+		if (r == 0 && ev->kind == VMI_EVENT_MEMACCESS)
+			mem_pass(s, ev, &rsp, step);
 		if (r == 0)
 			r = vmi_respond(s->v, i, &rsp);
 	} else if (step || vmi_stepping(s->v, i)) {
 		r = vmi_step_arm(s->v, i, step);
 	}
 	return r;
+}
+
+/* The domain's stop pause given back: the target runs until its next
+ * stop reply. */
+static int
+go(struct stub *s)
+{
+	int r;
+
+	stub_regs_forget(s);
+	s->running = true;
+	r = vmi_unpause(s->v);
+	if (r < 0) {
+		s->running = false;
+		return r;
+	}
+	pace(s, true);
+	if (stepping_vcpu(s) >= 0 || s->lift.n > 0)
+		ev_timer_again(s->loop, &s->step_watch);
+	return STUB_REPLY_LATER;
+}
+
+/* A vCPU gdb resumes is held by a memory access that hits a watchpoint
+ * (raised while the target was stopping): it steps over it alone first,
+ * and the hit is the stop reply. Returns -ENOENT if there is none (or it
+ * cannot be stepped: release() then has Xen emulate it). */
+static int
+resume_hit(struct stub *s)
+{
+	for (unsigned i = 0; i < s->nvcpus; i++) {
+		const struct vmi_event *ev = vmi_pending(s->v, i);
+		const struct stub_bp *b;
+		struct vmi_response rsp;
+		int r;
+
+		if (s->vcpus[i].act == STUB_ACT_STOP || ev == NULL ||
+		    ev->kind != VMI_EVENT_MEMACCESS || (b = hit(s, ev)) == NULL)
+			continue;
+		vmi_response_init(&rsp, ev);
+		r = watch_hit(s, ev, b, &rsp);
+		if (r < 0) {
+			watch_hit_failed(ev, &rsp, r);
+			return -ENOENT;
+		}
+		r = vmi_respond(s->v, i, &rsp);
+		return r < 0 ? r : go(s);
+	}
+	return -ENOENT;
 }
 
 /* Returns STUB_REPLY_LATER when the reply is a stop reply to send later, 0 when
@@ -594,6 +916,10 @@ stub_resume(struct stub *s, const struct rsp_vcont_action *acts, size_t n)
 		}
 		vc->stop.valid = false;
 	}
+	r = resume_hit(s);
+	if (r != -ENOENT)
+		return r;
+	r = 0;
 	stepper = stepping_vcpu(s);
 	if (stepper >= 0 && vmi_get_regs(s->v, (unsigned)stepper, &sregs) != 0)
 		stepper = -1;
@@ -611,17 +937,7 @@ stub_resume(struct stub *s, const struct rsp_vcont_action *acts, size_t n)
 		log_error("resume: %s", strerror(-r));
 		return r;
 	}
-	stub_regs_forget(s);
-	s->running = true;
-	r = vmi_unpause(s->v);
-	if (r < 0) {
-		s->running = false;
-		return r;
-	}
-	pace(s, true);
-	if (stepping_vcpu(s) >= 0)
-		ev_timer_again(s->loop, &s->step_watch);
-	return STUB_REPLY_LATER;
+	return go(s);
 }
 
 int
@@ -631,7 +947,9 @@ stub_interrupt(struct stub *s)
 	unsigned vcpu;
 	int r;
 
-	if (s->v == NULL || !s->running)
+	/* A watchpoint hit being stepped over is one instruction from its
+	 * stop reply, which answers the interrupt as well. */
+	if (s->v == NULL || !s->running || s->lift.report)
 		return 0;
 	r = vmi_pause(s->v);
 	if (r < 0) {
@@ -665,10 +983,12 @@ on_step_watch(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct stub *s = w->data;
 	struct stub_stop st = { .valid = true, .signo = 5 };
-	int step = stepping_vcpu(s);
+	int step = s->lift.n > 0 ? (int)s->lift.vcpu : stepping_vcpu(s);
 	unsigned vcpu = step < 0 ? 0 : (unsigned)step;
 	int r;
 
+	if (s->lift.report)
+		st = s->lift.stop;
 	ev_timer_stop(loop, w);
 	if (s->v == NULL || !s->running)
 		return;

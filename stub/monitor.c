@@ -63,9 +63,18 @@ mon_info(struct stub *s, const char *arg, struct stub_text *o)
 	    "registers free (DR%d holds stopped vCPUs)\n",
 	    vmi_has(s->v, VMI_CAP_HWBREAK) ? "debug registers" : "none",
 	    stub_hw_slots_free(s), STUB_GDB_SLOTS, STUB_PARK_SLOT);
-	stub_text_add(o, "memory-access watchpoints: %s\n",
-	    vmi_has(s->v, VMI_CAP_MEMACCESS) ? "available" :
-	    "not on this platform");
+	if (vmi_has(s->v, VMI_CAP_MEMACCESS)) {
+		unsigned nw, nf;
+
+		stub_watch_count(s, &nw, &nf);
+		stub_text_add(o, "memory-access watchpoints: p2m access "
+		    "restrictions for what the debug registers cannot take "
+		    "(none free, or not 1/2/4/8 aligned bytes); %u in use on "
+		    "%u frames\n", nw, nf);
+	} else {
+		stub_text_add(o, "memory-access watchpoints: not on this "
+		    "platform (a watchpoint needs a free debug register)\n");
+	}
 	stub_text_add(o, "addresses: %s\n", s->phys ? "guest physical" :
 	    "guest virtual (the selected vCPU's page tables)");
 	stub_text_add(o, "events %" PRIu64 " (%" PRIu64 " found late, by the "
@@ -166,6 +175,30 @@ mon_cache(struct stub *s, const char *arg, struct stub_text *o)
 	return 0;
 }
 
+static const char *
+access_name(unsigned a)
+{
+	static const char *const names[8] = { "---", "r--", "-w-", "rw-",
+	    "--x", "r-x", "-wx", "rwx" };
+
+	return names[a & VMI_ACCESS_RWX];
+}
+
+/* A watchpoint by memory access: its frames and what they allow now. */
+static void
+mem_watch_line(struct stub *s, const struct stub_bp *b, struct stub_text *o)
+{
+	enum { SHOWN = 4 };
+
+	stub_text_add(o, " len %u (memory access on %u frame%s:", b->len,
+	    b->nframes, b->nframes == 1 ? "" : "s");
+	for (unsigned k = 0; k < b->nframes && k < SHOWN; k++)
+		stub_text_add(o, " %#" PRIx64 " %s", b->gfns[k],
+		    access_name(stub_watch_frame_access(s->bps, STUB_MAX_BPS,
+		    b->gfns[k])));
+	stub_text_add(o, "%s)\n", b->nframes > SHOWN ? " ..." : "");
+}
+
 static int
 mon_breakpoints(struct stub *s, const char *arg, struct stub_text *o)
 {
@@ -182,6 +215,8 @@ mon_breakpoints(struct stub *s, const char *arg, struct stub_text *o)
 		stub_text_add(o, "%-6s %#" PRIx64, kinds[b->type], b->addr);
 		if (b->type == RSP_BP_SOFTWARE)
 			stub_text_add(o, " (int3 at gpa %#" PRIx64 ")\n", b->gpa);
+		else if (stub_watch_by_mem(b))
+			mem_watch_line(s, b, o);
 		else
 			stub_text_add(o, " len %u (DR%d on every vCPU)\n", b->len, b->slot);
 	}

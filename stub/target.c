@@ -72,6 +72,7 @@ stub_attach(struct stub *s, uint32_t domid)
 	s->last_stop_vcpu = 0;
 	s->last_stop = (struct stub_stop){ .valid = true, .signo = 5 };
 	memset(s->bps, 0, sizeof(s->bps));
+	memset(&s->lift, 0, sizeof(s->lift));
 	memset(&s->stats, 0, sizeof(s->stats));
 	s->clock.busy_ns = s->clock.guest_ns = s->clock.gdb_ns = 0;
 	if (vmi_info(s->v, &info) == 0)
@@ -88,7 +89,8 @@ fail:
 }
 
 /* The session's teardown puts everything back (vmi/session.c): breakpoint
- * bytes, debug registers, TF, monitors, pending events, pauses. */
+ * bytes, debug registers, TF, frames' access, monitors, pending events,
+ * pauses. */
 void
 stub_detach(struct stub *s)
 {
@@ -110,6 +112,7 @@ stub_detach(struct stub *s)
 	s->vcpus = NULL;
 	s->nvcpus = 0;
 	s->running = false;
+	stub_watch_forget(s);
 	memset(s->bps, 0, sizeof(s->bps));
 }
 

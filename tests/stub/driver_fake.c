@@ -4,8 +4,10 @@
  * tests/stub/test_stub_host.py runs it on the host with the real gdb,
  * without Xen and without the lab.
  *
- * One domain, 7 "fake", with 2 vCPUs in long mode on the AMD path (TF
- * steps, no MTF), like the lab. Their page tables map a higher-half
+ * One domain, 7 "fake", with 2 vCPUs in long mode. The CPU is AMD's (TF
+ * steps, no MTF, no memory access events), like the lab, unless
+ * VMISTUB_FAKE_CPU=intel makes it Intel's (FAKE_INTEL: MTF and p2m memory
+ * access as Xen offers them on VMX). Their page tables map a higher-half
  * "kernel" whose text is one-byte instructions (NOP) and a data page of
  * known bytes. The fake CPU runs a vCPU only while the domain is unpaused
  * and no event holds it, and does just enough for a debugger's events to
@@ -15,9 +17,22 @@
  *     instruction pass;
  *   - an int3 at RIP: a software breakpoint event, RIP at the int3 (as
  *     Xen reports it);
- *   - RFLAGS.TF: one instruction (one byte: the text is NOPs), then #DB;
  *   - a hlt (0xF4) at RIP: it waits for an interrupt that never comes;
- *   - otherwise it runs without end: a continue just waits.
+ *   - stosb (0xAA) stores AL at the byte RDI points to and lodsb (0xAC)
+ *     loads AL from the byte RSI points to, then RDI/RSI move on by one,
+ *     as x86 does with RFLAGS.DF clear; a test writes them into the text
+ *     to make accesses real. Such an access to a frame whose p2m access
+ *     forbids it (Intel) raises a memory access event instead, before
+ *     executing, and the vCPU is held until it is answered: with
+ *     VMI_RSP_EMULATE the access is done and RIP moved on regardless of
+ *     the frame's access, as Xen emulates one instruction. An access that
+ *     an enabled DR0-3 data breakpoint covers (RW 01 writes, 11 reads and
+ *     writes) traps after it: #DB with the slot's DR6 bit;
+ *   - RFLAGS.TF: one instruction, then #DB; MTF (Intel, armed and its
+ *     monitor on): one instruction, then a single-step event. As in Xen
+ *     4.17, an instruction emulated for a response is not one: the stop
+ *     comes after the next (vmi/REVIEW-intel.md, finding 2);
+ *   - otherwise, at a NOP, it runs without end: a continue just waits.
  * Events are raised only while their monitor is on, as with Xen; without
  * it the trap is the guest's own and the vCPU is off in the guest's
  * handler until the domain is next paused (so a re-injected int3 does not
@@ -32,9 +47,10 @@
  * destroys it.
  *   VMISTUB_FAKE_STATE  a JSON summary (layout, pauses held, monitors on,
  *                       events unanswered, bytes and registers changed
- *                       since startup), written at startup, at each
- *                       pause, unpause, response, monitor change and
- *                       close of the driver, and at exit.
+ *                       since startup, frames whose access is not rwx,
+ *                       vCPUs with MTF armed), written at startup, at
+ *                       each pause, unpause, response, monitor or access
+ *                       change and close of the driver, and at exit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -75,6 +91,14 @@
 #define EVENTTYPE_SW_EXCEPTION 6
 #define MAX_CHANGED 64
 
+#define OP_INT3 0xcc
+#define OP_HLT 0xf4
+#define OP_STOSB 0xaa
+#define OP_LODSB 0xac
+/* Instructions one run() executes before it counts the vCPU as spinning
+ * (text of stosb/lodsb with no NOP after them). */
+#define RUN_MAX 64
+
 _Static_assert(offsetof(struct fake_world, mem) == 0,
     "VMISTUB_FAKE_WORLD promises guest memory at offset 0");
 
@@ -89,6 +113,7 @@ static struct vmi_driver_ops inner, outer;
 static unsigned opens, closes, raised, responses;
 static bool held[NVCPUS];       /* by an unanswered event */
 static bool off[NVCPUS];        /* in the guest's own trap handler */
+static bool intel;              /* VMISTUB_FAKE_CPU=intel */
 
 static void write_state(void);
 
@@ -221,6 +246,8 @@ world(void)
 	}
 	memcpy(initial_mem, w->mem, FAKE_FRAMES * PAGE);
 	state_path = getenv("VMISTUB_FAKE_STATE");
+	intel = getenv("VMISTUB_FAKE_CPU") != NULL &&
+	    strcmp(getenv("VMISTUB_FAKE_CPU"), "intel") == 0;
 	atexit(write_state);
 	write_state();
 	return 0;
@@ -291,6 +318,26 @@ dr_exec_hit(const struct vmi_regs *r)
 	return -1;
 }
 
+static struct vmi_event
+event_of(unsigned vcpu, enum vmi_event_kind kind)
+{
+	const struct vmi_regs *r = &w->regs[vcpu];
+
+	return (struct vmi_event){
+		.kind = kind, .vcpu = vcpu, .sync = true,
+		.cr0 = r->cr0, .cr3 = r->cr3, .cr4 = r->cr4, .efer = r->efer,
+		.regs = r->g,
+	};
+}
+
+static void
+raise_event(const struct vmi_event *ev)
+{
+	held[ev->vcpu] = true;
+	raised++;
+	fake_push(w, ev);
+}
+
 /* The vCPU traps: an event for the debugger if its monitor is on, else
  * the guest's own handler takes it. */
 static void
@@ -298,12 +345,8 @@ trap(unsigned vcpu, enum vmi_event_kind kind, uint64_t dr6)
 {
 	struct vmi_regs *r = &w->regs[vcpu];
 	enum vmi_monitor m = kind == VMI_EVENT_SWBREAK ? VMI_MON_SWBREAK :
-	    VMI_MON_DEBUG;
-	struct vmi_event ev = {
-		.kind = kind, .vcpu = vcpu, .sync = true,
-		.cr0 = r->cr0, .cr3 = r->cr3, .cr4 = r->cr4, .efer = r->efer,
-		.regs = r->g,
-	};
+	    kind == VMI_EVENT_SINGLESTEP ? VMI_MON_MTF : VMI_MON_DEBUG;
+	struct vmi_event ev = event_of(vcpu, kind);
 
 	if (!w->monitors[m]) {
 		off[vcpu] = true;
@@ -312,40 +355,127 @@ trap(unsigned vcpu, enum vmi_event_kind kind, uint64_t dr6)
 	if (kind == VMI_EVENT_SWBREAK) {
 		ev.u.swbreak.insn_len = 1;
 		ev.u.swbreak.type = EVENTTYPE_SW_EXCEPTION;
-	} else {
+	} else if (kind == VMI_EVENT_DEBUG) {
 		/* On AMD the event's DR6 reads 0 (XEN-LAB.md); the vCPU's own
 		 * DR6 has the status bit. */
 		ev.u.debug.type = EVENTTYPE_HW_EXCEPTION;
 		r->dr6 |= dr6;
 	}
-	held[vcpu] = true;
-	raised++;
-	fake_push(w, &ev);
+	raise_event(&ev);
+}
+
+/* DR6 bits of the DR0-3 data breakpoints that a one-byte access at va
+ * hits (SDM vol. 3B 17.2.4-5: LEN 00 1, 01 2, 10 8, 11 4 bytes, the
+ * address's low bits ignored). */
+static uint64_t
+dr_data_hits(const struct vmi_regs *r, uint64_t va, bool write)
+{
+	static const uint64_t lens[4] = { 1, 2, 8, 4 };
+	uint64_t hits = 0;
+
+	for (int s = 0; s < 4; s++) {
+		bool enabled = (r->dr7 >> (2 * s)) & 3;
+		unsigned rw = (r->dr7 >> (16 + 4 * s)) & 3;
+		uint64_t len = lens[(r->dr7 >> (18 + 4 * s)) & 3];
+		uint64_t at = r->dr[s] & ~(len - 1);
+
+		if (enabled && (rw == 3 || (rw == 1 && write)) && va >= at &&
+		    va < at + len)
+			hits |= 1ULL << s;
+	}
+	return hits;
+}
+
+/*
+ * The stosb or lodsb at RIP. Returns the DR6 bits of the data breakpoints
+ * it hit, or -1 when it did not execute: a p2m restriction raised a
+ * memory access event (emulate: none, as Xen's emulation ignores it), or
+ * its address does not translate (the guest's #PF: off in its handler).
+ */
+static int64_t
+mem_op(unsigned vcpu, uint8_t op, bool emulate)
+{
+	struct vmi_regs *r = &w->regs[vcpu];
+	bool write = op == OP_STOSB;
+	uint64_t va = write ? r->g.rdi : r->g.rsi, gpa;
+	unsigned need = write ? VMI_ACCESS_W : VMI_ACCESS_R;
+	struct vmi_event ev;
+
+	if (gpa_of(r, va, &gpa) != 0) {
+		off[vcpu] = true;
+		return -1;
+	}
+	if (!emulate && !(w->access[gpa / PAGE] & need)) {
+		ev = event_of(vcpu, VMI_EVENT_MEMACCESS);
+		ev.u.mem.gfn = gpa / PAGE;
+		ev.u.mem.offset = gpa % PAGE;
+		ev.u.mem.gla = va;
+		ev.u.mem.gla_valid = true;
+		ev.u.mem.access = need;
+		raise_event(&ev);
+		return -1;
+	}
+	if (write) {
+		w->mem[gpa] = (uint8_t)r->g.rax;
+		r->g.rdi++;
+	} else {
+		r->g.rax = (r->g.rax & ~0xffULL) | w->mem[gpa];
+		r->g.rsi++;
+	}
+	r->g.rip++;
+	return emulate ? 0 : (int64_t)dr_data_hits(r, va, write);
 }
 
 static void
 run(unsigned vcpu)
 {
 	struct vmi_regs *r = &w->regs[vcpu];
-	uint64_t gpa;
-	int slot;
 
-	if (open_drv == NULL || w->pauses > 0 || held[vcpu] || off[vcpu])
-		return;
-	/* RFLAGS.RF: no instruction breakpoint for one instruction (SDM
-	 * vol. 3B 17.3.1.1), then the CPU clears it. */
-	slot = (r->g.rflags & RF) ? -1 : dr_exec_hit(r);
-	if (r->g.rflags & TF)
+	for (unsigned n = 0; n < RUN_MAX; n++) {
+		int64_t dr6 = 0;
+		uint64_t gpa;
+		bool tf = r->g.rflags & TF, mtf;
+		int slot;
+		uint8_t op;
+
+		if (open_drv == NULL || w->pauses > 0 || held[vcpu] || off[vcpu])
+			return;
+		/* RFLAGS.RF: no instruction breakpoint for one instruction (SDM
+		 * vol. 3B 17.3.1.1), then the CPU clears it. */
+		slot = (r->g.rflags & RF) ? -1 : dr_exec_hit(r);
+		if (tf)
+			r->g.rflags &= ~RF;
+		if (slot >= 0) {
+			trap(vcpu, VMI_EVENT_DEBUG, 1ULL << slot);
+			return;
+		}
+		if (gpa_of(r, r->g.rip, &gpa) != 0)
+			return;
+		op = w->mem[gpa];
+		if (op == OP_INT3) {
+			trap(vcpu, VMI_EVENT_SWBREAK, 0);
+			return;
+		}
+		if (op == OP_HLT)
+			return;     /* waits for an interrupt the fake never sends */
+		mtf = w->mtf_armed[vcpu] && w->monitors[VMI_MON_MTF];
+		if (op == OP_STOSB || op == OP_LODSB)
+			dr6 = mem_op(vcpu, op, false);
+		else if (tf || mtf)
+			r->g.rip++;
+		else
+			return;     /* a NOP: it runs on without end */
+		if (dr6 < 0)
+			return;
 		r->g.rflags &= ~RF;
-	if (slot >= 0)
-		trap(vcpu, VMI_EVENT_DEBUG, 1ULL << slot);
-	else if (gpa_of(r, r->g.rip, &gpa) == 0 && w->mem[gpa] == 0xcc)
-		trap(vcpu, VMI_EVENT_SWBREAK, 0);
-	else if (gpa_of(r, r->g.rip, &gpa) == 0 && w->mem[gpa] == 0xf4)
-		return;     /* hlt: waits for an interrupt the fake never sends */
-	else if (r->g.rflags & TF) {
-		r->g.rip++;
-		trap(vcpu, VMI_EVENT_DEBUG, DR6_BS);
+		if (dr6 > 0 || tf) {
+			trap(vcpu, VMI_EVENT_DEBUG, (uint64_t)dr6 | (tf ? DR6_BS : 0));
+			return;
+		}
+		if (mtf) {
+			trap(vcpu, VMI_EVENT_SINGLESTEP, 0);
+			return;
+		}
 	}
 }
 
@@ -358,7 +488,8 @@ w_info(struct vmi_driver *d, struct vmi_info *out)
 
 	out->nr_vcpus = NVCPUS;
 	out->domid = FAKE_DOMID;
-	snprintf(out->platform, sizeof(out->platform), "fake amd (host tests)");
+	snprintf(out->platform, sizeof(out->platform), "fake %s (host tests)",
+	    intel ? "intel" : "amd");
 	return r;
 }
 
@@ -388,13 +519,21 @@ w_respond(struct vmi_driver *d, const struct vmi_event *ev,
     const struct vmi_response *rsp)
 {
 	int r = inner.respond(d, ev, rsp);
+	uint64_t gpa;
 
 	/* The fake keeps every answer in a fixed array: start it over, the
 	 * count is ours. */
 	w->nresp = 0;
 	responses++;
 	if (ev->vcpu < NVCPUS) {
+		struct vmi_regs *regs = &w->regs[ev->vcpu];
+
 		held[ev->vcpu] = false;
+		if (r == 0 && (rsp->flags & VMI_RSP_EMULATE) &&
+		    ev->kind == VMI_EVENT_MEMACCESS &&
+		    gpa_of(regs, regs->g.rip, &gpa) == 0 &&
+		    (w->mem[gpa] == OP_STOSB || w->mem[gpa] == OP_LODSB))
+			mem_op(ev->vcpu, w->mem[gpa], true);
 		run(ev->vcpu);
 	}
 	write_state();
@@ -427,6 +566,33 @@ w_monitor_debug(struct vmi_driver *d, bool on)
 	return r;
 }
 
+static int
+w_monitor_mtf(struct vmi_driver *d, bool on)
+{
+	int r = inner.monitor_mtf(d, on);
+
+	write_state();
+	return r;
+}
+
+static int
+w_mtf_arm(struct vmi_driver *d, unsigned vcpu, bool on)
+{
+	int r = inner.mtf_arm(d, vcpu, on);
+
+	write_state();
+	return r;
+}
+
+static int
+w_set_mem_access(struct vmi_driver *d, uint64_t gfn, unsigned access)
+{
+	int r = inner.set_mem_access(d, gfn, access);
+
+	write_state();
+	return r;
+}
+
 static void
 w_close(struct vmi_driver *d)
 {
@@ -446,7 +612,7 @@ stub_driver_open(uint32_t domid, struct vmi_driver **out)
 		return -ESRCH;
 	if (open_drv != NULL)
 		return -EBUSY;
-	d = fake_driver_new(w, FAKE_AMD);
+	d = fake_driver_new(w, intel ? FAKE_INTEL : FAKE_AMD);
 	inner = *d->ops;
 	outer = inner;
 	outer.info = w_info;
@@ -458,6 +624,12 @@ stub_driver_open(uint32_t domid, struct vmi_driver **out)
 	outer.monitor_debug = w_monitor_debug;
 	outer.close = w_close;
 	outer.step_why = "the fake CPU steps with RFLAGS.TF (AMD path)";
+	if (intel) {
+		outer.monitor_mtf = w_monitor_mtf;
+		outer.mtf_arm = w_mtf_arm;
+		outer.set_mem_access = w_set_mem_access;
+		outer.step_why = "the fake CPU steps with MTF (Intel path)";
+	}
 	d->ops = &outer;
 	open_drv = d;
 	opens++;
@@ -569,6 +741,7 @@ json_counts(FILE *f)
 
 	for (unsigned i = 0; i < NVCPUS; i++)
 		unanswered += held[i];
+	fprintf(f, "\"cpu\": \"%s\", ", intel ? "intel" : "amd");
 	fprintf(f, "\"open\": %s, \"opens\": %u, \"closes\": %u, "
 	    "\"pauses\": %d,\n\"monitors\": {\"swbreak\": %s, \"debug\": %s, "
 	    "\"mtf\": %s},\n\"events\": %u, \"responses\": %u, "
@@ -578,6 +751,22 @@ json_counts(FILE *f)
 	    w->monitors[VMI_MON_DEBUG] ? "true" : "false",
 	    w->monitors[VMI_MON_MTF] ? "true" : "false",
 	    raised, responses, unanswered, w->qtail - w->qhead, w->reinjects);
+}
+
+/* Frames whose p2m access is not rwx, and vCPUs with MTF armed. */
+static void
+json_intel(FILE *f)
+{
+	unsigned n = 0;
+
+	fprintf(f, "\"restricted\": [");
+	for (unsigned g = 0; g < FAKE_FRAMES; g++)
+		if (w->access[g] != VMI_ACCESS_RWX)
+			fprintf(f, "%s[%u, %u]", n++ ? ", " : "", g, w->access[g]);
+	fprintf(f, "], \"mtf\": [");
+	for (unsigned i = 0; i < NVCPUS; i++)
+		fprintf(f, "%s%s", i ? ", " : "", w->mtf_armed[i] ? "true" : "false");
+	fprintf(f, "],\n");
 }
 
 /* Written whole to a temporary file, then renamed: a test never reads
@@ -597,6 +786,7 @@ write_state(void)
 	fprintf(f, "{\n\"pid\": %ld,\n", (long)getpid());
 	json_layout(f);
 	json_counts(f);
+	json_intel(f);
 	json_changed(f);
 	json_regs(f);
 	fprintf(f, "\"log\": \"%s\"\n}\n", w->log);

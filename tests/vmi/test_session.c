@@ -1786,6 +1786,31 @@ t_hold_all_over_out(void **state)
 	vmi_close(v);
 }
 
+/* Intel: a vCPU parked with DR3 (and MTF) and held by the DR3 trap when
+ * the session ends: teardown's answer keeps MTF for mtf_all_off, which
+ * must not leave the trap's B3 in the guest's DR6. */
+static void
+t_teardown_clears_dr6_of_a_parked_mtf_vcpu(void **state)
+{
+	struct rec rc = { .verdict = VMI_HOLD };
+	struct vmi *v;
+
+	(void)state;
+	world.regs[1].dr6 = 0xffff0ff0;
+	v = open_on(FAKE_INTEL, &rc, 0, 0);
+	assert_int_equal(vmi_pause(v), 0);
+	assert_int_equal(vmi_park(v, 1, 3, NULL), 0);
+	assert_true(world.mtf_armed[1]);
+	assert_int_equal(vmi_unpause(v), 0);
+	world.regs[1].dr6 |= 1u << 3;           /* the CPU's B3 */
+	raise_event(v, VMI_EVENT_DEBUG, 1, world.regs[1].g.rip);
+	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_HWBREAK);
+	assert_int_equal(rc.last.u.debug.slot, 3);
+	vmi_close(v);
+	assert_int_equal(world.regs[1].dr6, 0xffff0ff0);
+	assert_false(world.mtf_armed[1]);
+}
+
 int
 main(void)
 {
@@ -1829,6 +1854,7 @@ main(void)
 		T(t_step_breakpoint_replaced_and_torn_down),
 		T(t_step_slot_and_park),
 		T(t_hold_all_over_out),
+		T(t_teardown_clears_dr6_of_a_parked_mtf_vcpu),
 	};
 #undef T
 	return cmocka_run_group_tests_name("vmi_session", tests, NULL, NULL);

@@ -8,7 +8,7 @@ import pytest
 UNIT = {
     "test_vmi_paging": 16,
     "test_vmi_insn": 7,
-    "test_vmi_session": 38,
+    "test_vmi_session": 39,
 }
 
 
