@@ -134,16 +134,6 @@ struct stub_refusal {
 	size_t framed_len;
 };
 
-/* Where the wall time of a session went (main.c): in the stub's own
- * callbacks, asleep while the target ran (the guest and Xen), asleep while
- * it was stopped (waiting for gdb and the network). Measured at the loop's
- * wake-ups and sleeps, so no callback needs to time itself. */
-struct stub_clock {
-	uint64_t busy_ns, guest_ns, gdb_ns;
-	uint64_t mark;           /* the last wake-up or sleep; 0: not started */
-	bool slept_running;
-};
-
 struct stub_stats {
 	uint64_t events, stops, reinjected, steps, parks;
 	uint64_t late_events;    /* found by the timer, not the event fd */
@@ -160,8 +150,6 @@ struct stub {
 	ev_timer step_watch;     /* a step that never ends (exec.c) */
 	ev_io event_w;           /* the driver's event fd */
 	ev_idle reap;            /* frees a connection marked dead */
-	ev_prepare sleep_w;      /* stub_clock: the loop goes to sleep */
-	ev_check wake_w;         /* stub_clock: the loop woke up */
 	struct stub_conn *conn;
 	struct stub_refusal *refusal;
 
@@ -183,7 +171,7 @@ struct stub {
 	char *tdesc;
 	size_t tdesc_len;
 	struct stub_stats stats;
-	struct stub_clock clock;
+	uint64_t cpu_us_at_attach;  /* the process's CPU time then */
 	bool quit;
 	int exit_code;
 };
@@ -192,6 +180,10 @@ struct stub {
 #define STUB_REPLY_LATER 1
 
 /* main.c */
+/* CPU time (user + system) this process has used, in microseconds: one
+ * system call, never on a hot path (in the lab's PV dom0 a clock or time
+ * call costs as much as any system call through Xen, ~0.1-0.4 ms). */
+uint64_t stub_cpu_us(void);
 int stub_resolve_domain(const char *spec, uint32_t *domid);
 
 /* The driver the stub opens, chosen at link time: stub/driver_xen.c for

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "stub.h"
@@ -19,8 +20,6 @@
 
 static void usage(FILE *f);
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents);
-static void on_sleep(struct ev_loop *loop, ev_prepare *w, int revents);
-static void on_wake(struct ev_loop *loop, ev_check *w, int revents);
 
 enum stub_log_level stub_log_level = STUB_LOG_INFO;
 
@@ -67,6 +66,17 @@ stub_resolve_domain(const char *spec, uint32_t *domid)
 	return stub_driver_domid_by_name(spec, domid);
 }
 
+uint64_t
+stub_cpu_us(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+	    (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 static void
 usage(FILE *f)
 {
@@ -88,44 +98,6 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 
 	log_info("signal %d: detaching and exiting", w->signum);
 	stub_quit(s, 0);
-}
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* The loop is about to block: what ran since it woke was the stub. */
-static void
-on_sleep(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-	struct stub *s = w->data;
-	uint64_t t = now_ns();
-
-	if (s->clock.mark != 0)
-		s->clock.busy_ns += t - s->clock.mark;
-	s->clock.mark = t;
-	s->clock.slept_running = s->running;
-}
-
-/* It woke up: the time asleep was the guest's or gdb's. */
-static void
-on_wake(struct ev_loop *loop, ev_check *w, int revents)
-{
-	struct stub *s = w->data;
-	uint64_t t = now_ns();
-
-	if (s->clock.mark != 0) {
-		if (s->clock.slept_running)
-			s->clock.guest_ns += t - s->clock.mark;
-		else
-			s->clock.gdb_ns += t - s->clock.mark;
-	}
-	s->clock.mark = t;
 }
 
 int
@@ -202,11 +174,6 @@ main(int argc, char **argv)
 	s.sigterm_w.data = &s;
 	ev_signal_start(s.loop, &s.sigint_w);
 	ev_signal_start(s.loop, &s.sigterm_w);
-	ev_prepare_init(&s.sleep_w, on_sleep);
-	ev_check_init(&s.wake_w, on_wake);
-	s.sleep_w.data = s.wake_w.data = &s;
-	ev_prepare_start(s.loop, &s.sleep_w);
-	ev_check_start(s.loop, &s.wake_w);
 	ev_run(s.loop, 0);
 	stub_server_close(&s);
 	ev_loop_destroy(s.loop);

@@ -74,7 +74,7 @@ stub_attach(struct stub *s, uint32_t domid)
 	memset(s->bps, 0, sizeof(s->bps));
 	memset(&s->lift, 0, sizeof(s->lift));
 	memset(&s->stats, 0, sizeof(s->stats));
-	s->clock.busy_ns = s->clock.guest_ns = s->clock.gdb_ns = 0;
+	s->cpu_us_at_attach = stub_cpu_us();
 	if (vmi_info(s->v, &info) == 0)
 		log_info("attached to domain %u (%u vCPUs, %s); paused",
 		    domid, s->nvcpus, info.platform);
