@@ -29,6 +29,9 @@ TF = 1 << 8
 DR6_INIT = 0xffff0ff0
 DR7_INIT = 0x400
 NOP = 0x90
+# The fake CPU's vendors: execution control runs on both (TF steps on AMD,
+# MTF on Intel).
+CPUS = ["amd", "intel"]
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
@@ -48,9 +51,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def stub_env(tmp):
+def stub_env(tmp, cpu="amd"):
+    """cpu: the fake CPU's vendor, "amd" (the lab's: TF steps, debug
+    registers only) or "intel" (MTF and p2m memory access too)."""
     return dict(os.environ, VMISTUB_FAKE_WORLD=str(tmp / "world"),
-                VMISTUB_FAKE_STATE=str(tmp / "state.json"),
+                VMISTUB_FAKE_STATE=str(tmp / "state.json"), VMISTUB_FAKE_CPU=cpu,
                 ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
 
@@ -58,7 +63,7 @@ def stub_env(tmp):
 class FakeStub:
     """One vmistub-fake process, its log, and the fake world it debugs."""
 
-    def __init__(self, exe, tmp, args, unix=None):
+    def __init__(self, exe, tmp, args, unix=None, cpu="amd"):
         self.tmp = tmp
         self.unix = unix
         self.port = None
@@ -71,7 +76,7 @@ class FakeStub:
         self.log_f = open(self.log_path, "w")
         self.p = subprocess.Popen([str(exe), "--log-level", "debug", *args],
                                   stdin=subprocess.DEVNULL, stdout=self.log_f,
-                                  stderr=subprocess.STDOUT, env=stub_env(tmp))
+                                  stderr=subprocess.STDOUT, env=stub_env(tmp, cpu))
         self.wait_log("listening on")
         self.layout = self.state()["layout"]
 
@@ -144,12 +149,13 @@ class FakeStub:
 
 @pytest.fixture
 def start(fake_exe, tmp_path):
-    """start(*args, unix=None): a running vmistub-fake; every one started is
-    stopped at the end and its log checked for sanitizer reports."""
+    """start(*args, unix=None, cpu="amd"): a running vmistub-fake; every one
+    started is stopped at the end and its log checked for sanitizer
+    reports."""
     stubs = []
 
-    def _start(*args, unix=None):
-        s = FakeStub(fake_exe, tmp_path, list(args), unix=unix)
+    def _start(*args, unix=None, cpu="amd"):
+        s = FakeStub(fake_exe, tmp_path, list(args), unix=unix, cpu=cpu)
         stubs.append(s)
         return s
 
@@ -161,11 +167,13 @@ def start(fake_exe, tmp_path):
 
 def assert_world_clean(st, moved_rip=()):
     """Everything back as it was: no byte changed, no pause held, every
-    monitor off, no event left unanswered, the registers as they started
-    (but RIP of the vCPUs named, which the fake CPU ran)."""
+    monitor off, no event left unanswered, every frame's access rwx, MTF
+    off, the registers as they started (but RIP of the vCPUs named, which
+    the fake CPU ran)."""
     assert st["pauses"] == 0, st
     assert not any(st["monitors"].values()), st
     assert st["unanswered"] == 0 and st["queued"] == 0, st
+    assert st["restricted"] == [] and not any(st["mtf"]), st
     assert st["nchanged"] == 0, st["changed"]
     for i, r in enumerate(st["regs"]):
         assert r["rflags"] & TF == 0, (i, r)
@@ -293,6 +301,18 @@ class RawRsp(Rsp):
 
 def hexaddr(a):
     return f"{a:x}"
+
+
+# --- C unit tests of stub/ ---------------------------------------------------
+
+def test_watch_unit_binary(build_dir):
+    """stub/watch.c's own tests (cmocka): every one registered ran and passed."""
+    exe = build_dir / "tests" / "stub" / "test_stub_watch"
+    assert exe.exists(), f"{exe} not built"
+    p = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0 and "FAILED" not in out, out
+    assert re.search(r"\[  PASSED  \] 11 test\(s\)", out), out
 
 
 # --- the command line ------------------------------------------------------
@@ -683,7 +703,7 @@ def test_ctrl_c_of_running_target_stops_with_sigint(start, gdbs):
 def test_breakpoint_hit_by_vcpu1_then_stepi(start, gdbs, cpu):
     """vCPU 1 runs into an int3: gdb switches to thread 2; stepi steps it
     alone (the fake CPU runs one NOP) while vCPU 0 stays where it was."""
-    stub = start("fake")
+    stub = start("fake", cpu=cpu)
     rip0, rip1 = stub.layout["rip"]
     g = gdbs(stub.target)
     g.run(f"break *{rip1:#x}")
@@ -700,10 +720,11 @@ def test_breakpoint_hit_by_vcpu1_then_stepi(start, gdbs, cpu):
     assert_world_clean(st, moved_rip=(1,))
 
 
-def test_two_vcpus_hit_at_once_one_stop_each(start):
+@pytest.mark.parametrize("cpu", CPUS)
+def test_two_vcpus_hit_at_once_one_stop_each(start, cpu):
     """Both vCPUs run into int3s on the same resume: one stop is reported,
     the other is held and reported at the next resume, none lost."""
-    stub = start("fake")
+    stub = start("fake", cpu=cpu)
     rip0, rip1 = stub.layout["rip"]
     c = stub.rsp()
     assert b"swbreak+" in c.ask("qSupported:swbreak+;hwbreak+")
@@ -733,10 +754,11 @@ def test_two_vcpus_hit_at_once_one_stop_each(start):
     assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1))
 
 
-def test_hbreak_on_vcpu1_then_detach_restores_debug_registers(start, gdbs):
+@pytest.mark.parametrize("cpu", CPUS)
+def test_hbreak_on_vcpu1_then_detach_restores_debug_registers(start, gdbs, cpu):
     """A DR0-3 execution breakpoint: the fake CPU traps before executing
     (as an instruction breakpoint faults); detach puts DR0-3/6/7 back."""
-    stub = start("fake")
+    stub = start("fake", cpu=cpu)
     rip1 = stub.layout["rip"][1]
     g = gdbs(stub.target)
     assert "Hardware assisted breakpoint 1 at" in g.run(f"hbreak *{rip1:#x}")
@@ -747,6 +769,24 @@ def test_hbreak_on_vcpu1_then_detach_restores_debug_registers(start, gdbs):
     assert rip1 in st["regs"][1]["dr"] and st["regs"][1]["dr7"] != DR7_INIT, st
     assert st["nchanged"] == 0, st      # no int3 in memory: a debug register
     g.run("detach")
+    assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1))
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+def test_register_write_after_hbreak_keeps_it_armed(start, gdbs, cpu):
+    """A register write after a hardware breakpoint went in (always
+    inserted) leaves the breakpoint armed: gdb's register file has no
+    debug registers, and what it writes back must not carry old ones."""
+    stub = start("fake", cpu=cpu)
+    rip1 = stub.layout["rip"][1]
+    g = gdbs(stub.target, pre=["set breakpoint always-inserted on"])
+    g.run("info registers rip", "thread 2", "info registers rip")
+    g.run(f"hbreak *{rip1:#x}")
+    g.run("set $rax = 0x1234")
+    out = g.run("continue", timeout=10)
+    assert re.search(rf'Thread 2 "vCPU 1" hit Breakpoint 1, {rip1:#x} in', out), out
+    out = g.run('printf "rax %#lx\\n", $rax', "delete", "set $rax = 0x2000", "detach")
+    assert "rax 0x1234" in out, out
     assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1))
 
 
@@ -777,11 +817,12 @@ def reg(regs_hex, n):
     return int.from_bytes(bytes.fromhex(regs_hex[16 * n:16 * (n + 1)].decode()), "little")
 
 
-def test_range_step_and_short_reads(start):
+@pytest.mark.parametrize("cpu", CPUS)
+def test_range_step_and_short_reads(start, cpu):
     """vCont;r steps inside the stub until RIP leaves the range (the fake
     CPU runs one NOP per step) while vCPU 1 stays put; a read that runs
     into an unmapped page returns the bytes before it."""
-    stub = start("fake")
+    stub = start("fake", cpu=cpu)
     rip0, rip1 = stub.layout["rip"]
     c = stub.rsp()
     assert c.ask("qSupported:swbreak+;hwbreak+").startswith(b"PacketSize=")
@@ -803,10 +844,11 @@ def test_range_step_and_short_reads(start):
     assert_world_clean(st, moved_rip=(0,))
 
 
-def test_continue_from_a_breakpoint_steps_over_it(start, gdbs):
+@pytest.mark.parametrize("cpu", CPUS)
+def test_continue_from_a_breakpoint_steps_over_it(start, gdbs, cpu):
     """gdb's step-over: the breakpoint out, vCPU 1 steps alone (vCPU 0
     parked), the breakpoint back in, both run on; Ctrl-C stops them."""
-    stub = start("fake")
+    stub = start("fake", cpu=cpu)
     rip0, rip1 = stub.layout["rip"]
     g = gdbs(stub.target)
     g.run(f"break *{rip1:#x}")
@@ -865,11 +907,12 @@ def test_domain_ending_under_a_waiting_gdb(start, gdbs, signo, says):
     assert stub.p.poll() is None                          # ready for the next gdb
 
 
-def test_step_that_never_ends_is_stopped_by_the_watchdog(start, gdbs):
+@pytest.mark.parametrize("cpu", CPUS)
+def test_step_that_never_ends_is_stopped_by_the_watchdog(start, gdbs, cpu):
     """A stepi gdb asks for with the other vCPU stopped, on a vCPU that then
     never comes back (here: hlt, no interrupt ever): vmistub stops it where
     it is after its watchdog's 0.5 s instead of leaving gdb waiting."""
-    stub = start("fake")
+    stub = start("fake", cpu=cpu)
     g = gdbs(stub.target)
     rip = stub.layout["rip"][0]
     g.run(f"set {{unsigned char}}{rip:#x} = 0xf4")
@@ -882,3 +925,369 @@ def test_step_that_never_ends_is_stopped_by_the_watchdog(start, gdbs):
     assert "did not finish its step" in stub.log()
     st = stub.wait_state(lambda s: s["closes"] == 1)
     assert st["pauses"] == 0 and st["unanswered"] == 0, st
+
+
+# --- watchpoints: debug registers, and p2m memory access on Intel ------------
+# The fake CPU's stosb (0xAA) stores AL at [RDI] and lodsb (0xAC) loads AL
+# from [RSI] (driver_fake.c). On Intel a watchpoint the debug registers
+# cannot take restricts its frame; on AMD it is refused, as before.
+
+STOSB, LODSB = 0xAA, 0xAC
+R, W, X = 1, 2, 4
+
+
+def pc_values(out):
+    return [int(x, 16) for x in re.findall(r"^(?:\(gdb\) )*pc (0x[0-9a-f]+)$", out, re.M)]
+
+
+def pc(g):
+    return pc_values(g.run('printf "pc %#lx\\n", $pc'))[0]
+
+
+def remember(stub, saved, *vas):
+    """saved[va]: the byte at va before the test changed it."""
+    for va in vas:
+        saved.setdefault(va, stub.byte(va))
+
+
+def code(stub, g, saved, at, ops):
+    """gdb writes ops at at (the bytes there remembered in saved)."""
+    remember(stub, saved, *range(at, at + len(ops)))
+    g.run(*[f"set var *(unsigned char *){at + i:#x} = {op:#x}" for i, op in enumerate(ops)])
+
+
+def data_gfn(stub):
+    return stub.layout["data_gpa"] // 4096
+
+
+def put_back(g, saved):
+    """gdb writes back the bytes remembered in saved."""
+    g.run(*[f"set var *(unsigned char *){va:#x} = {b:#x}" for va, b in saved.items()])
+
+
+def test_fourth_watch_by_memory_access_on_intel(start, gdbs):
+    """Three watchpoints take DR0-2; the fourth restricts the data frame
+    (no W). A store to it is reported after it is done: gdb shows the old
+    and new values and the PC after the store. The debug-register ones are
+    still hit beside it."""
+    stub = start("fake", cpu="intel")
+    data, rip0 = stub.layout["data_va"], stub.layout["rip"][0]
+    g = gdbs(stub.target, pre=["set breakpoint always-inserted on"])
+    saved = {}
+    addrs = [data + 0x100 + 8 * i for i in range(4)]
+    for i, a in enumerate(addrs):
+        out = g.run(f"watch *(char *){a:#x}")
+        assert f"Hardware watchpoint {i + 1}: " in out, out
+    out = g.run("monitor breakpoints", "monitor info")
+    for a in addrs[:3]:
+        assert re.search(rf"^(?:\(gdb\) )*watch\s+{a:#x} len 1 \(DR[0-2] on every vCPU\)$", out, re.M), out
+    assert re.search(rf"^(?:\(gdb\) )*watch\s+{addrs[3]:#x} len 1 \(memory access on 1 frame: "
+                     rf"{data_gfn(stub):#x} r-x\)$", out, re.M), out
+    assert "memory-access watchpoints: p2m access restrictions" in out and "1 in use on 1 frames" in out, out
+    assert stub.state()["restricted"] == [[data_gfn(stub), R | X]]
+    old = stub.byte(addrs[3])
+    remember(stub, saved, addrs[0], addrs[3])
+
+    code(stub, g, saved, rip0, [STOSB, STOSB])
+    g.run(f"set $rdi = {addrs[3]:#x}", "set $rax = 0x77")
+    out = g.run("continue")
+    assert re.search(rf'Thread 1 "vCPU 0" hit Hardware watchpoint 4: \*\(char \*\){addrs[3]:#x}', out), out
+    assert re.search(rf"^(?:\(gdb\) )*Old value = {old} ", out, re.M) and re.search(r"^(?:\(gdb\) )*New value = 119 'w'$", out, re.M), out
+    assert pc(g) == rip0 + 1
+    assert re.search(r", stops 1,", g.run("monitor info"))     # none before the store
+    st = stub.state()
+    assert stub.byte(addrs[3]) == 0x77
+    assert st["restricted"] == [[data_gfn(stub), R | X]], st      # back after the step
+    assert st["regs"][1]["rip"] == stub.layout["rip"][1], st         # held while vCPU 0 stepped
+
+    g.run(f"set $rdi = {addrs[0]:#x}")
+    out = g.run("continue")
+    assert re.search(rf'hit Hardware watchpoint 1: \*\(char \*\){addrs[0]:#x}', out), out
+    assert pc(g) == rip0 + 2
+
+    put_back(g, saved)
+    g.run("delete")
+    assert stub.state()["restricted"] == []
+    g.run("detach")
+    assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1), moved_rip=(0,))
+
+
+def test_fourth_watch_refused_on_amd(start, gdbs):
+    """No memory access on AMD: the fourth watchpoint is refused as it
+    always was, in words gdb understands; the three in DR0-2 work."""
+    stub = start("fake")
+    data, rip0 = stub.layout["data_va"], stub.layout["rip"][0]
+    g = gdbs(stub.target)
+    saved = {}
+    addrs = [data + 0x100 + 8 * i for i in range(4)]
+    for a in addrs:
+        g.run(f"watch *(char *){a:#x}")
+    out = g.run("continue")
+    assert "Could not insert hardware watchpoint 4." in out, out
+    assert "not on this platform" in g.run("monitor info")
+    g.run("delete 4")
+    remember(stub, saved, addrs[1])
+    code(stub, g, saved, rip0, [STOSB])
+    g.run(f"set $rdi = {addrs[1]:#x}", "set $rax = 0x55")
+    out = g.run("continue")
+    assert re.search(rf'hit Hardware watchpoint 2: \*\(char \*\){addrs[1]:#x}', out), out
+    assert pc(g) == rip0 + 1
+    assert stub.state()["restricted"] == []
+    put_back(g, saved)
+    g.run("delete", "detach")
+    assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1), moved_rip=(0,))
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+def test_watch_on_a_16_byte_region(start, gdbs, cpu):
+    """16 bytes fit no debug register: memory access serves them on Intel
+    (with DR slots free), a store into the middle is a hit; AMD refuses."""
+    stub = start("fake", cpu=cpu)
+    data, rip0 = stub.layout["data_va"], stub.layout["rip"][0]
+    region = data + 0x200
+    g = gdbs(stub.target)
+    saved = {}
+    out = g.run(f"watch *(unsigned char (*)[16]){region:#x}")
+    assert "Hardware watchpoint 1: " in out, out
+    remember(stub, saved, region + 12)
+    code(stub, g, saved, rip0, [STOSB])
+    g.run(f"set $rdi = {region + 12:#x}", "set $rax = 0x42")
+    out = g.run("continue")
+    if cpu == "amd":
+        assert "Could not insert hardware watchpoint 1." in out, out
+        put_back(g, saved)
+        g.run("delete", "detach")
+        assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1), moved_rip=(0,))
+        return
+    assert re.search(rf'Thread 1 "vCPU 0" hit Hardware watchpoint 1: \*\(unsigned char \(\*\)\[16\]\){region:#x}',
+                     out), out
+    old = re.search(r"^(?:\(gdb\) )*Old value = (.*)$", out, re.M).group(1)
+    new = re.search(r"^(?:\(gdb\) )*New value = (.*)$", out, re.M).group(1)
+    assert old != new and "B" in new, out         # 0x42 is 'B'
+    assert pc(g) == rip0 + 1
+    assert stub.byte(region + 12) == 0x42
+    put_back(g, saved)
+    g.run("delete", "detach")
+    assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1), moved_rip=(0,))
+
+
+def test_two_vcpus_hit_memory_watches_at_once(start, gdbs):
+    """Both vCPUs store into watched ranges on the same resume: one hit is
+    reported (the other vCPU held meanwhile, its access not yet made), the
+    other at the next continue, each after its store; none lost."""
+    stub = start("fake", cpu="intel")
+    data, (rip0, rip1) = stub.layout["data_va"], stub.layout["rip"]
+    regions = [data + 0x200, data + 0x600]
+    g = gdbs(stub.target)
+    saved = {}
+    for r in regions:
+        g.run(f"watch *(unsigned char (*)[16]){r:#x}")
+    remember(stub, saved, regions[0] + 1, regions[1] + 2)
+    code(stub, g, saved, rip0, [STOSB])
+    code(stub, g, saved, rip1, [STOSB])
+    g.run(f"set $rdi = {regions[0] + 1:#x}", "set $rax = 0x61",
+          "thread 2", f"set $rdi = {regions[1] + 2:#x}", "set $rax = 0x62", "thread 1")
+    hits = []
+    for _ in regions:
+        out = g.run("continue")
+        m = re.search(r'Thread (\d) "vCPU \d" hit Hardware watchpoint (\d)', out)
+        assert m, out
+        hits.append((int(m.group(1)), int(m.group(2))))
+        assert pc(g) == (rip0 if m.group(1) == "1" else rip1) + 1, out
+    assert sorted(hits) == [(1, 1), (2, 2)], hits
+    # Two stop replies: none before an access (gdb would have resumed
+    # quietly from a "watch" whose value had not changed yet).
+    assert re.search(r", stops 2,", g.run("monitor info")), stub.log()
+    assert [stub.byte(regions[0] + 1), stub.byte(regions[1] + 2)] == [0x61, 0x62]
+    put_back(g, saved)
+    g.run("delete", "detach")
+    assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1), moved_rip=(0, 1))
+
+
+def test_hit_waits_for_another_vcpus_step(start, gdbs):
+    """vCPU 0 stores near a debug-register watchpoint on a restricted
+    frame: not emulated (no data breakpoint would fire) but stepped
+    natively with the frame lifted. vCPU 1's hit meanwhile waits for that
+    step, then is stepped and reported; vCPU 0 runs on."""
+    stub = start("fake", cpu="intel")
+    data, (rip0, rip1) = stub.layout["data_va"], stub.layout["rip"]
+    region = data + 0x200
+    g = gdbs(stub.target, pre=["set breakpoint always-inserted on"])
+    saved = {}
+    g.run(f"watch *(char *){data + 0x108:#x}", f"watch *(unsigned char (*)[16]){region:#x}")
+    out = g.run("monitor breakpoints")
+    assert "(DR" in out and "(memory access" in out, out
+    remember(stub, saved, data + 0x105, region + 1)
+    code(stub, g, saved, rip0, [STOSB])
+    code(stub, g, saved, rip1, [STOSB])
+    g.run(f"set $rdi = {data + 0x105:#x}", "set $rax = 0x71",
+          "thread 2", f"set $rdi = {region + 1:#x}", "set $rax = 0x72", "thread 1")
+    out = g.run("continue")
+    assert re.search(r'Thread 2 "vCPU 1" hit Hardware watchpoint 2', out), out
+    assert pc(g) == rip1 + 1
+    assert re.search(r", stops 1,", g.run("monitor info"))
+    assert [stub.byte(data + 0x105), stub.byte(region + 1)] == [0x71, 0x72]
+    assert stub.state()["regs"][0]["rip"] == rip0 + 1
+    put_back(g, saved)
+    g.run("delete", "detach")
+    assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1), moved_rip=(0, 1))
+
+
+def test_rwatch_by_memory_access_on_intel(start, gdbs):
+    """Three hbreaks take DR0-2; an rwatch makes its frame execute-only
+    (no EPT entry is writable but not readable), and a load of it is
+    reported after it, with the value loaded."""
+    stub = start("fake", cpu="intel")
+    text, data, rip0 = stub.layout["text_va"], stub.layout["data_va"], stub.layout["rip"][0]
+    at = data + 0x300
+    g = gdbs(stub.target, pre=["set breakpoint always-inserted on"])
+    saved = {}
+    for i in range(3):
+        g.run(f"hbreak *{text + 0x5000 + i:#x}")
+    out = g.run(f"rwatch *(char *){at:#x}")
+    assert "Hardware read watchpoint 4: " in out, out
+    out = g.run("monitor breakpoints")
+    assert re.search(rf"^(?:\(gdb\) )*rwatch\s+{at:#x} len 1 \(memory access on 1 frame: {data_gfn(stub):#x} --x\)$",
+                     out, re.M), out
+    assert stub.state()["restricted"] == [[data_gfn(stub), X]]
+    want = stub.byte(at)
+    code(stub, g, saved, rip0, [LODSB])
+    g.run(f"set $rsi = {at:#x}", "set $rax = 0")
+    out = g.run("continue")
+    assert re.search(rf'Thread 1 "vCPU 0" hit Hardware read watchpoint 4: \*\(char \*\){at:#x}', out), out
+    assert re.search(rf"^(?:\(gdb\) )*Value = {want} ", out, re.M), out
+    assert pc(g) == rip0 + 1
+    out = g.run('printf "al %#x\\n", $al')
+    assert f"al {want:#x}" in out, out
+    put_back(g, saved)
+    g.run("delete", "detach")
+    assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1), moved_rip=(0,))
+
+
+def test_unrelated_access_to_a_watched_frame_runs_on(start, gdbs):
+    """Stores elsewhere in the watched frame are emulated by "Xen" and the
+    vCPU runs on unseen by gdb; a load of the watched bytes does not even
+    fault (the frame keeps R for a write watchpoint)."""
+    stub = start("fake", cpu="intel")
+    data, rip0 = stub.layout["data_va"], stub.layout["rip"][0]
+    region = data + 0x200
+    g = gdbs(stub.target)
+    saved = {}
+    g.run(f"watch *(unsigned char (*)[16]){region:#x}")
+    remember(stub, saved, data + 0x400, data + 0x401)
+    code(stub, g, saved, rip0, [STOSB, STOSB, LODSB])
+    g.run(f"set $rdi = {data + 0x400:#x}", f"set $rsi = {region + 8:#x}", "set $rax = 0x33")
+    g.go("continue")
+    st = stub.wait_state(lambda s: s["pauses"] == 0 and s["regs"][0]["rip"] == rip0 + 3)
+    assert st["events"] == 2 and st["unanswered"] == 0, st        # two stores, emulated
+    assert st["restricted"] == [[data_gfn(stub), R | X]], st
+    assert [stub.byte(data + 0x400), stub.byte(data + 0x401)] == [0x33, 0x33]
+    time.sleep(0.3)
+    g.interrupt()
+    out = g.wait()
+    assert "received signal SIGINT" in out and "watchpoint" not in out, out
+    put_back(g, saved)
+    g.run("delete", "detach")
+    assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1), moved_rip=(0,))
+
+
+def test_stepi_over_accesses_to_a_watched_frame(start, gdbs):
+    """gdb's stepi over an access to a watched frame is one instruction
+    (Xen's late MTF stop after an emulated instruction would make it two),
+    and the frame is restricted again when it ends; a stepi over a hit
+    reports the watchpoint."""
+    stub = start("fake", cpu="intel")
+    data, rip0 = stub.layout["data_va"], stub.layout["rip"][0]
+    region = data + 0x200
+    g = gdbs(stub.target, pre=["set breakpoint always-inserted on"])
+    saved = {}
+    g.run(f"watch *(unsigned char (*)[16]){region:#x}")
+    remember(stub, saved, data + 0x400, data + 0x401, region + 3)
+    code(stub, g, saved, rip0, [STOSB, STOSB, STOSB])
+    g.run(f"set $rdi = {data + 0x400:#x}", "set $rax = 0x21")
+    out = g.run("stepi", 'printf "pc %#lx\\n", $pc', "stepi", 'printf "pc %#lx\\n", $pc')
+    assert pc_values(out) == [rip0 + 1, rip0 + 2], out
+    assert [stub.byte(data + 0x400), stub.byte(data + 0x401)] == [0x21, 0x21]
+    st = stub.state()
+    assert st["restricted"] == [[data_gfn(stub), R | X]], st
+    g.run(f"set $rdi = {region + 3:#x}")
+    out = g.run("stepi")
+    assert re.search(rf"Hardware watchpoint 1: \*\(unsigned char \(\*\)\[16\]\){region:#x}", out), out
+    assert pc(g) == rip0 + 3 and stub.byte(region + 3) == 0x21
+    assert stub.state()["restricted"] == [[data_gfn(stub), R | X]]
+    put_back(g, saved)
+    g.run("delete", "detach")
+    assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1), moved_rip=(0,))
+
+
+def hex64(v):
+    return v.to_bytes(8, "little").hex()
+
+
+def test_range_step_over_a_watched_frame(start):
+    """vCont;r over stores to a watched frame steps each one natively and
+    stops at the range's end; a store that hits ends the range step with
+    watch:ADDR after it. The frame is restricted again every time."""
+    stub = start("fake", cpu="intel")
+    data, rip0 = stub.layout["data_va"], stub.layout["rip"][0]
+    region = data + 0x200
+    c = stub.rsp()
+    assert c.ask("qSupported:swbreak+;hwbreak+").startswith(b"PacketSize=")
+    assert c.ask(f"Z2,{hexaddr(region)},10") == b"OK"
+    assert c.ask(f"M{hexaddr(rip0)},4:{STOSB:02x}{STOSB:02x}{STOSB:02x}90") == b"OK"
+    assert c.ask(f"P5={hex64(data + 0x400)}") == b"OK"
+    assert c.ask(f"P0={hex64(0x11)}") == b"OK"
+    stop = c.ask(f"vCont;r{hexaddr(rip0)},{hexaddr(rip0 + 2)}:1")
+    assert re.match(rb"T05.*;thread:0*1;$", stop), stop
+    assert reg(c.ask("g"), 16) == rip0 + 2
+    assert [stub.byte(data + 0x400), stub.byte(data + 0x401)] == [0x11, 0x11]
+    assert stub.state()["restricted"] == [[data_gfn(stub), R | X]]
+    assert c.ask(f"P5={hex64(region + 15)}") == b"OK"
+    stop = c.ask(f"vCont;r{hexaddr(rip0 + 2)},{hexaddr(rip0 + 4)}:1")
+    assert re.match(rb"T05.*\bwatch:0*" + hexaddr(region).encode() + rb";", stop), stop
+    assert re.search(rb";thread:0*1;", stop), stop
+    assert reg(c.ask("g"), 16) == rip0 + 3 and stub.byte(region + 15) == 0x11
+    st = stub.state()
+    assert st["restricted"] == [[data_gfn(stub), R | X]] and st["regs"][1]["rip"] == stub.layout["rip"][1], st
+    assert c.ask("z2," + hexaddr(region) + ",10") == b"OK"
+    assert stub.state()["restricted"] == []
+    assert c.ask("D") == b"OK"
+    c.close()
+    st = stub.wait_state(lambda s: s["closes"] == 1)
+    assert st["restricted"] == [] and not any(st["mtf"]) and st["unanswered"] == 0 and st["pauses"] == 0, st
+
+
+@pytest.mark.parametrize("way_out", ["delete", "detach", "kill", "gdb-sigkill"])
+def test_every_way_out_leaves_no_frame_restricted(start, gdbs, way_out):
+    """A watchpoint by memory access that was hit, then every way out:
+    every frame rwx, MTF off, no event pending; a new gdb finds the stub
+    holding nothing (its bookkeeping was reset)."""
+    stub = start("fake", cpu="intel")
+    data, rip0 = stub.layout["data_va"], stub.layout["rip"][0]
+    region = data + 0x200
+    g = gdbs(stub.target, pre=["set breakpoint always-inserted on"])
+    saved = {}
+    g.run(f"watch *(unsigned char (*)[16]){region:#x}", f"watch *(unsigned char (*)[32]){data + 0x800:#x}")
+    code(stub, g, saved, rip0, [STOSB])
+    g.run(f"set $rdi = {region:#x}")
+    assert "hit Hardware watchpoint 1" in g.run("continue")
+    if way_out == "delete":
+        g.run("delete")
+        assert stub.state()["restricted"] == []
+        g.run("detach")
+    elif way_out == "detach":
+        g.run("detach")
+    elif way_out == "kill":
+        g.run("kill")
+    else:
+        g.go("continue")
+        stub.wait_state(lambda s: s["pauses"] == 0 and s["restricted"] != [])
+        g.kill()
+    st = stub.wait_state(lambda s: s["closes"] == 1)
+    assert st["restricted"] == [] and not any(st["mtf"]), st
+    assert st["unanswered"] == 0 and st["queued"] == 0 and st["pauses"] == 0, st
+    assert not any(st["monitors"].values()), st
+    stub.wait_log("gdb connection closed")
+    out = gdb_batch(stub.target, ["monitor breakpoints", "monitor info", "detach"])
+    assert "no breakpoints" in out and "0 in use on 0 frames" in out, out
+    assert stub.wait_state(lambda s: s["closes"] == 2)["restricted"] == []
