@@ -120,7 +120,24 @@ def _log_tails(lab):
     return "\n".join(parts)
 
 
+# Why each known failure failed this time (pytest prints only the reason
+# written in tests/known-failures.txt): the last lines of its error.
+XFAILED = {}
+
+
+def pytest_runtest_logreport(report):
+    if getattr(report, "wasxfail", None) is not None and report.failed is False \
+            and report.skipped and report.longrepr is not None:
+        XFAILED[report.nodeid] = str(report.longrepr).strip().splitlines()[-12:]
+
+
 def pytest_terminal_summary(terminalreporter):
+    if XFAILED:
+        terminalreporter.section("known failures: how they failed this time")
+        for node, lines in XFAILED.items():
+            terminalreporter.write_line(node)
+            for line in lines:
+                terminalreporter.write_line(f"  {line}")
     if FIGURES:
         terminalreporter.section("figures (measured, not asserted)")
         for k in sorted(FIGURES):
