@@ -240,21 +240,8 @@ report(struct stub *s, unsigned vcpu)
 	vc->stop.valid = false;
 }
 
-/*
- * While gdb waits for a stop the housekeeping timer also drains the ring
- * every 10 ms: in the lab some events were seen only at the next 0.5 s
- * tick (a step that takes 0.3 ms waited ~200 ms), so an event-channel
- * wake-up gets lost somewhere below the stub. The fd stays the main path.
- */
-static void
-pace(struct stub *s, bool running)
-{
-	s->timer.repeat = running ? 0.01 : 0.5;
-	ev_timer_again(s->loop, &s->timer);
-}
-
 /* The target no longer runs (its domain pause taken by the caller): no
- * step to watch, slow housekeeping, registers to be read afresh, no frame
+ * step to watch, registers to be read afresh, no frame
  * left lifted (a step that had one and ends later is a queued stop; one
  * that never took its access faults again when it runs). */
 static void
@@ -266,7 +253,6 @@ stopped(struct stub *s)
 		s->vcpus[i].mem_wait = false;
 	s->running = false;
 	ev_timer_stop(s->loop, &s->step_watch);
-	pace(s, false);
 	stub_regs_forget(s);
 }
 
@@ -844,7 +830,6 @@ go(struct stub *s)
 		s->running = false;
 		return r;
 	}
-	pace(s, true);
 	if (stepping_vcpu(s) >= 0 || s->lift.n > 0)
 		ev_timer_again(s->loop, &s->step_watch);
 	return STUB_REPLY_LATER;

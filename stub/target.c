@@ -130,8 +130,10 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 	if (s->v != NULL && !s->gone)
 		vmi_timeout(s->v);
-	/* Events the event fd should have announced (the timer runs after
-	 * the fd's watcher in one loop iteration: lower priority). */
+	/* Events the event fd should have announced: the timer runs after
+	 * the fd's watcher in one loop iteration (lower priority), so these
+	 * waited up to HOUSEKEEPING_S for a wake-up that did not come (or
+	 * whose upcall to dom0 was still on its way). */
 	n = stub_on_events(s);
 	if (n > 0) {
 		s->stats.late_events += (uint64_t)n;
