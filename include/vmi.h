@@ -449,6 +449,9 @@ struct vmi_stats {
 	uint64_t events, responses, notifies;
 	uint64_t regs_reads, regs_cached;       /* driver reads; cache hits */
 	uint64_t regs_writes, regs_light_writes; /* full; general+debug only */
+	/* Light writes folded into a later one of the same vCPU (it could
+	 * not run in between), and deferred writes the driver refused. */
+	uint64_t regs_coalesced, regs_write_errors;
 	uint64_t pauses, unpauses;
 };
 void vmi_stats(const struct vmi *v, struct vmi_stats *out);

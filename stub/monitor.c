@@ -89,11 +89,13 @@ mon_info(struct stub *s, const char *arg, struct stub_text *o)
 	    (double)(stub_cpu_us() - s->cpu_us_at_attach) / 1e3);
 	vmi_stats(s->v, &vs);
 	stub_text_add(o, "hypervisor: register reads %" PRIu64 " (+%" PRIu64
-	    " from cache), writes %" PRIu64 " full + %" PRIu64 " light, "
-	    "responses %" PRIu64 ", notifications %" PRIu64 ", pauses %" PRIu64
+	    " from cache), writes %" PRIu64 " full + %" PRIu64 " light (+%"
+	    PRIu64 " folded into those, %" PRIu64 " failed), responses %"
+	    PRIu64 ", notifications %" PRIu64 ", pauses %" PRIu64
 	    ", unpauses %" PRIu64 "\n", vs.regs_reads, vs.regs_cached,
-	    vs.regs_writes, vs.regs_light_writes, vs.responses, vs.notifies,
-	    vs.pauses, vs.unpauses);
+	    vs.regs_writes, vs.regs_light_writes, vs.regs_coalesced,
+	    vs.regs_write_errors, vs.responses, vs.notifies, vs.pauses,
+	    vs.unpauses);
 	if (info.why[0] != '\0')
 		stub_text_add(o, "probe: %s\n", info.why);
 	return 0;

@@ -92,6 +92,12 @@ struct vmi_vcpu {
 	 * change until it runs, so reading them again costs no hypercall. */
 	bool regs_cached;
 	struct vmi_regs regs_cache;
+	/* regs_cache holds a light write (debug registers, flags, general
+	 * registers) not given to the driver yet: the vCPU cannot run before
+	 * vmi_respond() or the last vmi_unpause() writes it (regs_flush), so
+	 * the changes made between two of its runs cost one write. Implies
+	 * regs_cached and frozen(). */
+	bool regs_dirty;
 };
 
 struct vmi {

@@ -87,6 +87,27 @@ static void
 regs_forget(struct vmi *v, unsigned vcpu)
 {
 	v->vcpus[vcpu].regs_cached = false;
+	v->vcpus[vcpu].regs_dirty = false;
+}
+
+/* Give the driver the light write vmi_set_regs() kept back, before the
+ * vCPU may run. */
+static int
+regs_flush(struct vmi *v, unsigned vcpu)
+{
+	struct vmi_vcpu *vc = &v->vcpus[vcpu];
+	int r;
+
+	if (!vc->regs_dirty)
+		return 0;
+	vc->regs_dirty = false;
+	v->st.regs_light_writes++;
+	r = drv_result(v, v->ops->set_light_regs(v->drv, vcpu, &vc->regs_cache));
+	if (r != 0) {
+		v->st.regs_write_errors++;
+		regs_forget(v, vcpu);
+	}
+	return r;
 }
 
 static void
@@ -570,7 +591,10 @@ deliver(struct vmi *v, struct vmi_event *ev)
 	v->st.events++;
 	vc->deferred = false;   /* it ran: the last answer's registers are in */
 	vc->reinjected = false; /* and took what was re-injected */
-	vc->regs_cached = false;
+	/* A dirty cache was read after this event was raised (the vCPU has
+	 * not run since, or it would have been written): it stays. */
+	if (!vc->regs_dirty)
+		vc->regs_cached = false;
 	if (ev->sync && vc->holding) {
 		/* Whatever stopped it first, it is held now (vmi_hold_all). */
 		vc->holding = false;
@@ -883,6 +907,9 @@ vmi_respond(struct vmi *v, unsigned vcpu, const struct vmi_response *r)
 		if (ret < 0)
 			return ret;
 	}
+	ret = regs_flush(v, vcpu);
+	if (ret < 0)
+		return ret;
 	/* Inject before the response releases the vCPU, so the trap is
 	 * delivered on the very resume that answers the event. */
 	if (r->flags & VMI_RSP_REINJECT) {
@@ -938,6 +965,13 @@ vmi_unpause(struct vmi *v)
 		return r;
 	if (v->pauses == 0)
 		return -EINVAL;  /* not ours to release */
+	/* The vCPUs no event holds run once the last pause goes: their
+	 * kept-back writes first. One that fails is counted (regs_flush)
+	 * and the unpause goes on: a guest left paused is worse, and the
+	 * domain is most likely going away. */
+	for (unsigned i = 0; v->pauses == 1 && i < v->nr_vcpus; i++)
+		if (!v->vcpus[i].has_pending && regs_flush(v, i) == -ESRCH)
+			return -ESRCH;
 	r = drv_result(v, v->ops->unpause(v->drv));
 	if (r == 0) {
 		v->pauses--;
@@ -1242,15 +1276,30 @@ vmi_set_regs(struct vmi *v, unsigned vcpu, const struct vmi_regs *r)
 	if (v->ops->set_regs == NULL)
 		return -EOPNOTSUPP;
 	/* Breakpoints, watchpoints and TF change only the light part: one
-	 * cheap write instead of the driver's full path. */
+	 * cheap write instead of the driver's full path, kept back while the
+	 * vCPU cannot run (regs_dirty). */
 	if (v->ops->set_light_regs != NULL &&
 	    vmi_get_regs(v, vcpu, &cur) == 0 &&
 	    vmi_regs_light_change(&cur, r)) {
-		v->st.regs_light_writes++;
-		ret = drv_result(v, v->ops->set_light_regs(v->drv, vcpu, r));
+		if (frozen(v, vcpu)) {
+			if (v->vcpus[vcpu].regs_dirty)
+				v->st.regs_coalesced++;
+			v->vcpus[vcpu].regs_cache = *r;
+			v->vcpus[vcpu].regs_cached = true;
+			v->vcpus[vcpu].regs_dirty = true;
+			ret = 0;
+		} else {
+			v->st.regs_light_writes++;
+			ret = drv_result(v, v->ops->set_light_regs(v->drv,
+			    vcpu, r));
+		}
 	} else {
+		/* The full path writes every register: a write kept back
+		 * goes first, in its order. */
+		ret = regs_flush(v, vcpu);
 		v->st.regs_writes++;
-		ret = drv_result(v, v->ops->set_regs(v->drv, vcpu, r));
+		if (ret == 0)
+			ret = drv_result(v, v->ops->set_regs(v->drv, vcpu, r));
 	}
 	if (ret == 0)
 		regs_remember(v, vcpu, r);
@@ -1920,6 +1969,9 @@ vmi_teardown(struct vmi *v)
 	for (unsigned i = 0; i < v->nr_vcpus && v->state != VMI_DOM_GONE; i++)
 		restore_vcpu(v, i, &first);
 	if (v->state != VMI_DOM_GONE) {
+		/* Every vCPU restored before any is answered. */
+		for (unsigned i = 0; i < v->nr_vcpus; i++)
+			keep_first(&first, regs_flush(v, i));
 		for (unsigned i = 0; i < v->nr_vcpus; i++)
 			release_vcpu(v, i, &first);
 		keep_first(&first, flush(v));
@@ -1928,6 +1980,9 @@ vmi_teardown(struct vmi *v)
 		for (unsigned i = 0; i < v->nr_vcpus; i++) {
 			apply_deferred(v, i, &first);
 			dr6_leftover(v, i, &first);
+			/* Written now, while the monitor still runs, not by the
+			 * last vmi_unpause below. */
+			keep_first(&first, regs_flush(v, i));
 		}
 		mtf_all_off(v, &first);
 	}

@@ -1033,17 +1033,21 @@ t_registers_cached_while_frozen(void **state)
 	assert_int_equal(vmi_get_regs(v, 0, &r), 0);
 	assert_int_equal(vmi_get_regs(v, 0, &r), 0);
 	assert_int_equal(world.get_regs_calls, 3);
+	/* Kept back while it cannot run (it could change again first). */
 	assert_int_equal(vmi_hwbreak_set(v, 0, 1, 0x1000, VMI_HW_EXEC, 1), 0);
-	assert_true(fake_log_at(&world, "set_light_regs:0") >= 0);
-	assert_int_equal(fake_log_at(&world, "set_regs:0"), -1);
+	assert_int_equal(fake_log_at(&world, "set_light_regs:0"), -1);
 	assert_int_equal(vmi_get_regs(v, 0, &r), 0);
 	assert_int_equal(r.dr[1], 0x1000);
 	assert_int_equal(world.get_regs_calls, 3);
-	/* A control register needs the full path. */
+	/* A control register needs the full path; what was kept back goes
+	 * first. */
 	r.cr0 ^= 1ULL << 16;
 	assert_int_equal(vmi_set_regs(v, 0, &r), 0);
-	assert_true(fake_log_at(&world, "set_regs:0") >= 0);
+	assert_true(fake_log_at(&world, "set_light_regs:0") >= 0);
+	assert_true(fake_log_at(&world, "set_light_regs:0") <
+	    fake_log_at(&world, "set_regs:0"));
 	assert_int_equal(world.regs[0].cr0, r.cr0);
+	assert_int_equal(world.regs[0].dr[1], 0x1000);
 	assert_int_equal(vmi_unpause(v), 0);
 	world.regs[0].g.rip = 0x4242;        /* it ran */
 	assert_int_equal(vmi_get_regs(v, 0, &r), 0);
@@ -1068,6 +1072,10 @@ t_park_is_one_write(void **state)
 	v = open_on(FAKE_AMD, NULL, 0, 0);
 	assert_int_equal(vmi_pause(v), 0);
 	assert_int_equal(vmi_park(v, 1, 3, NULL), 0);
+	/* Written when it can run again. */
+	vmi_stats(v, &st);
+	assert_int_equal(st.regs_light_writes + st.regs_writes, 0);
+	assert_int_equal(vmi_unpause(v), 0);
 	vmi_stats(v, &st);
 	assert_int_equal(st.regs_light_writes + st.regs_writes, 1);
 	assert_int_equal(world.regs[1].dr[3], 0xffffffff80001234ULL);
@@ -1120,6 +1128,18 @@ t_stale_tf_trap_is_ours_once(void **state)
 	vmi_close(v);
 }
 
+/* The registers vcpu will run with. The session keeps back the light
+ * writes of a vCPU that cannot run until it can (vmi_respond,
+ * vmi_unpause), so while it is held they are the session's to show. */
+static struct vmi_regs
+will_run_with(struct vmi *v, unsigned vcpu)
+{
+	struct vmi_regs r;
+
+	assert_int_equal(vmi_get_regs(v, vcpu, &r), 0);
+	return r;
+}
+
 /* vmi_step_guard_next: DR3 at the step's start with RF over its own
  * instruction; a hit there ends the step and marks TF copies stale; the
  * slot goes at the next event, hit or not. */
@@ -1141,10 +1161,10 @@ t_step_guard(void **state)
 	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
 	assert_true(r.regs.rflags & VMI_RFLAGS_TF);
 	assert_true(r.regs.rflags & VMI_RFLAGS_RF);
+	assert_int_equal(vmi_respond(v, 1, &r), 0);
 	assert_int_equal(world.regs[1].dr[3], 0x4000);
 	assert_true(world.regs[1].dr7 & l3);
 	assert_int_equal(world.regs[1].dr7 & rwlen3, 0);        /* execute */
-	assert_int_equal(vmi_respond(v, 1, &r), 0);
 
 	/* Back at 0x4000 before the step's trap: the step ends there. (The
 	 * fake applies the response's RF; a CPU clears it after the first
@@ -1154,7 +1174,7 @@ t_step_guard(void **state)
 	fake_push(&world, &ev);
 	assert_int_equal(vmi_dispatch(v), 1);
 	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
-	assert_false(world.regs[1].dr7 & l3);
+	assert_false(will_run_with(v, 1).dr7 & l3);
 	/* The TF that went into an interrupt frame traps later, anywhere. */
 	rc.verdict = VMI_RESUME;
 	ev = sync_event(VMI_EVENT_DEBUG, 0, 0xffffffff81000000ULL);
@@ -1175,23 +1195,23 @@ t_step_guard(void **state)
 	fake_push(&world, &ev);
 	assert_int_equal(vmi_dispatch(v), 1);
 	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
-	assert_false(world.regs[1].dr7 & l3);
+	assert_false(will_run_with(v, 1).dr7 & l3);
 
 	/* Unguarded unless asked again. */
 	vmi_response_init(&r, vmi_pending(v, 1));
 	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
 	assert_false(r.regs.rflags & VMI_RFLAGS_RF);
-	assert_false(world.regs[1].dr7 & l3);
 	assert_int_equal(vmi_respond(v, 1, &r), 0);
+	assert_false(world.regs[1].dr7 & l3);
 
 	/* A vCPU no event holds: through its registers, in one write. */
 	assert_int_equal(vmi_pause(v), 0);
 	vmi_step_guard_next(v, 3);
 	assert_int_equal(vmi_step_arm(v, 3, true), 0);
+	assert_int_equal(vmi_unpause(v), 0);
 	assert_int_equal(world.regs[3].dr[3], world.regs[3].g.rip);
 	assert_true(world.regs[3].dr7 & l3);
 	assert_true(world.regs[3].g.rflags & VMI_RFLAGS_RF);
-	assert_int_equal(vmi_unpause(v), 0);
 	vmi_close(v);
 	/* Teardown gave the slot back. */
 	assert_false(world.regs[3].dr7 & l3);
@@ -1205,6 +1225,7 @@ t_park_also_and_unpark(void **state)
 {
 	struct rec rc = { .verdict = VMI_HOLD };
 	const uint64_t also = 0xffffffff81000000ULL;
+	struct vmi_response r;
 	struct vmi_event ev;
 	struct vmi *v;
 	unsigned writes;
@@ -1217,12 +1238,12 @@ t_park_also_and_unpark(void **state)
 	v = open_on(FAKE_AMD, &rc, 0, 0);
 	assert_int_equal(vmi_pause(v), 0);
 	assert_int_equal(vmi_park(v, 2, 3, &also), 0);
+	assert_int_equal(vmi_unpause(v), 0);
 	assert_int_equal(world.regs[2].dr[3], world.regs[2].g.rip);
 	assert_int_equal(world.regs[2].dr[1], also);
 	assert_true(world.regs[2].dr7 & (3u << 2));     /* slot 1 */
 	assert_int_equal(world.regs[2].dr[0], 0x1234);
 	assert_int_equal(world.regs[2].dr[2], 0x5678);
-	assert_int_equal(vmi_unpause(v), 0);
 
 	ev = sync_event(VMI_EVENT_DEBUG, 2, also);
 	fake_push(&world, &ev);
@@ -1230,14 +1251,18 @@ t_park_also_and_unpark(void **state)
 	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_HWBREAK);
 	assert_int_equal(rc.last.u.debug.slot, 1);
 
+	/* Held: both slots given back, and the hit's DR6 bit cleared by the
+	 * answer, in the one write that goes before it runs. */
 	writes = world.set_regs_calls;
 	assert_int_equal(vmi_unpark(v, 2), 0);
+	assert_int_equal(vmi_unpark(v, 2), 0);           /* nothing left */
+	assert_int_equal(world.set_regs_calls, writes);
+	vmi_response_init(&r, vmi_pending(v, 2));
+	assert_int_equal(vmi_respond(v, 2, &r), 0);
 	assert_int_equal(world.set_regs_calls, writes + 1);
 	assert_int_equal(world.regs[2].dr7, 0x411);
 	assert_int_equal(world.regs[2].dr[0], 0x1234);
 	assert_int_equal(world.regs[2].dr[2], 0x5678);
-	assert_int_equal(vmi_unpark(v, 2), 0);           /* nothing left */
-	assert_int_equal(world.set_regs_calls, writes + 1);
 	vmi_close(v);
 }
 
@@ -1356,20 +1381,34 @@ guest_dr3(unsigned vcpu)
 	world.regs[vcpu].dr7 = 0x403;
 }
 
-static void
-assert_guest_dr3(unsigned vcpu)
+/* A vCPU's registers as it will run with them: the session's while it
+ * holds a write back (will_run_with), the fake's once the session is
+ * closed. */
+static const struct vmi_regs *
+RUN(struct vmi *v, unsigned vcpu)
 {
-	assert_int_equal(world.regs[vcpu].dr[3], 0x5555);
-	assert_int_equal(world.regs[vcpu].dr[0], 0x7777);
-	assert_int_equal(world.regs[vcpu].dr7, 0x403);
+	static struct vmi_regs r[4];
+	static unsigned next;
+	struct vmi_regs *out = &r[next++ % 4];
+
+	*out = will_run_with(v, vcpu);
+	return out;
 }
 
 static void
-assert_step_dr3(unsigned vcpu, uint64_t at)
+assert_guest_dr3(const struct vmi_regs *r)
 {
-	assert_int_equal(world.regs[vcpu].dr[3], at);
-	assert_int_equal(world.regs[vcpu].dr7 & DR7_L3G3, DR7_L3G3);
-	assert_int_equal(world.regs[vcpu].dr7 & DR7_RWLEN3, 0); /* exec, 1 */
+	assert_int_equal(r->dr[3], 0x5555);
+	assert_int_equal(r->dr[0], 0x7777);
+	assert_int_equal(r->dr7, 0x403);
+}
+
+static void
+assert_step_dr3(const struct vmi_regs *r, uint64_t at)
+{
+	assert_int_equal(r->dr[3], at);
+	assert_int_equal(r->dr7 & DR7_L3G3, DR7_L3G3);
+	assert_int_equal(r->dr7 & DR7_RWLEN3, 0); /* exec, 1 */
 }
 
 /*
@@ -1395,13 +1434,13 @@ t_step_over_cpuid_by_breakpoint(void **state)
 	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
 	assert_false(r.flags & VMI_RSP_SET_REGS);
 	assert_false(r.regs.rflags & VMI_RFLAGS_TF);
-	assert_step_dr3(1, 0x4002);
-	assert_int_equal(world.regs[1].dr[0], 0x7777);
-	assert_int_equal(world.regs[1].dr7 & 3, 3);      /* the guest's DR0 */
+	assert_step_dr3(RUN(v, 1), 0x4002);
+	assert_int_equal(RUN(v, 1)->dr[0], 0x7777);
+	assert_int_equal(RUN(v, 1)->dr7 & 3, 3);      /* the guest's DR0 */
 	assert_true(world.monitors[VMI_MON_DEBUG]);
 	assert_true(vmi_stepping(v, 1));
 	assert_int_equal(vmi_respond(v, 1, &r), 0);
-	assert_false(world.regs[1].g.rflags & VMI_RFLAGS_TF);
+	assert_false(RUN(v, 1)->g.rflags & VMI_RFLAGS_TF);
 
 	/* Xen ran cpuid; the next fetch faults on DR3, B3 in DR6. */
 	world.regs[1].g.rip = 0x4002;
@@ -1413,19 +1452,21 @@ t_step_over_cpuid_by_breakpoint(void **state)
 	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
 	assert_int_equal(rc.last.u.debug.slot, -1);
 	assert_int_equal(vmi_event_ours(v, &rc.last), 1);
-	assert_guest_dr3(1);
-	assert_int_equal(world.regs[1].dr6, 0xffff0ff0);
+	assert_guest_dr3(RUN(v, 1));
+	assert_int_equal(RUN(v, 1)->dr6, 0xffff0ff0);
 	assert_false(vmi_stepping(v, 1));
 
-	/* Answered without a step: nothing of the session's is left, and
-	 * DR6 needs no more writes. */
+	/* Answered without a step: nothing of the session's is left, in the
+	 * one write (slot and DR6 bit given back) that goes before it runs. */
 	world.log[0] = '\0';
 	vmi_response_init(&r, vmi_pending(v, 1));
 	assert_int_equal(vmi_respond(v, 1, &r), 0);
-	assert_int_equal(fake_log_at(&world, "regs:1"), -1);
+	assert_true(fake_log_at(&world, "regs:1") >= 0);
+	assert_int_equal(strstr(strstr(world.log, "regs:1") + 1, "regs:1"), NULL);
+	assert_guest_dr3(&world.regs[1]);
 	assert_int_equal(world.regs[1].dr6, 0xffff0ff0);
 	vmi_close(v);
-	assert_guest_dr3(1);
+	assert_guest_dr3(&world.regs[1]);
 	assert_false(world.regs[1].g.rflags & VMI_RFLAGS_TF);
 }
 
@@ -1449,7 +1490,7 @@ t_step_common_path_costs_nothing_more(void **state)
 	vmi_response_init(&r, vmi_pending(v, 1));
 	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
 	assert_int_equal(vmi_respond(v, 1, &r), 0);
-	assert_true(world.regs[1].g.rflags & VMI_RFLAGS_TF);
+	assert_true(RUN(v, 1)->g.rflags & VMI_RFLAGS_TF);
 
 	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x4003);
 	ev.regs.rflags |= VMI_RFLAGS_TF;
@@ -1467,7 +1508,7 @@ t_step_common_path_costs_nothing_more(void **state)
 	assert_int_equal(cs.map_calls, maps);
 	assert_int_equal(world.get_regs_calls, regs_calls);
 	assert_string_equal(world.log, "");
-	assert_int_equal(world.regs[1].dr7, 0);
+	assert_int_equal(RUN(v, 1)->dr7, 0);
 	vmi_close(v);
 }
 
@@ -1501,7 +1542,7 @@ t_guest_exec_breakpoint_while_stepping(void **state)
 	vmi_response_init(&r, vmi_pending(v, 1));
 	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
 	assert_false(r.regs.rflags & VMI_RFLAGS_RF);
-	assert_int_equal(world.regs[1].dr7, 0x401);
+	assert_int_equal(RUN(v, 1)->dr7, 0x401);
 	assert_int_equal(vmi_respond(v, 1, &r), 0);
 
 	raise_event(v, VMI_EVENT_DEBUG, 1, 0x4003);         /* its fault */
@@ -1515,7 +1556,7 @@ t_guest_exec_breakpoint_while_stepping(void **state)
 	r.flags |= VMI_RSP_REINJECT;
 	assert_int_equal(vmi_respond(v, 1, &r), 0);
 	assert_true(vmi_stepping(v, 1));
-	assert_int_equal(world.regs[1].dr6, 0xffff0ff1);
+	assert_int_equal(RUN(v, 1)->dr6, 0xffff0ff1);
 
 	raise_event(v, VMI_EVENT_DEBUG, 1, 0x4004);         /* the step */
 	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
@@ -1551,10 +1592,10 @@ t_step_over_rex_rdtsc_needs_cs_l(void **state)
 	vmi_dispatch(v);
 	vmi_response_init(&r, vmi_pending(v, 2));
 	assert_int_equal(vmi_response_step(v, vmi_pending(v, 2), &r, true), 0);
-	assert_step_dr3(2, va + 0x13);
+	assert_step_dr3(RUN(v, 2), va + 0x13);
 	assert_false(r.regs.rflags & VMI_RFLAGS_TF);
 	assert_int_equal(vmi_response_step(v, vmi_pending(v, 2), &r, false), 0);
-	assert_int_equal(world.regs[2].dr7, 0);
+	assert_int_equal(RUN(v, 2)->dr7, 0);
 	assert_false(vmi_stepping(v, 2));
 
 	/* Compatibility mode: 48 is DEC EAX, an instruction of its own. */
@@ -1562,7 +1603,7 @@ t_step_over_rex_rdtsc_needs_cs_l(void **state)
 	vmi_response_init(&r, vmi_pending(v, 2));
 	assert_int_equal(vmi_response_step(v, vmi_pending(v, 2), &r, true), 0);
 	assert_true(r.regs.rflags & VMI_RFLAGS_TF);
-	assert_int_equal(world.regs[2].dr7, 0);
+	assert_int_equal(RUN(v, 2)->dr7, 0);
 	vmi_close(v);
 }
 
@@ -1585,7 +1626,7 @@ t_step_over_io_with_mtf(void **state)
 	assert_int_equal(vmi_step_arm(v, 3, true), 0);
 	assert_true(world.mtf_armed[1]);
 	assert_true(world.mtf_armed[3]);
-	assert_int_equal(world.regs[1].dr7, 0);
+	assert_int_equal(RUN(v, 1)->dr7, 0);
 	assert_int_equal(vmi_unpause(v), 0);
 	/* vCPU 1 stepped onto in al,0x60. */
 	fake_push(&world, &ev);
@@ -1595,7 +1636,7 @@ t_step_over_io_with_mtf(void **state)
 	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true), 0);
 	assert_true(r.flags & VMI_RSP_TOGGLE_MTF);       /* off */
 	assert_false(r.flags & VMI_RSP_SET_REGS);
-	assert_step_dr3(1, 0x4002);
+	assert_step_dr3(RUN(v, 1), 0x4002);
 	assert_true(world.monitors[VMI_MON_DEBUG]);
 	assert_int_equal(vmi_respond(v, 1, &r), 0);
 	assert_false(world.mtf_armed[1]);
@@ -1605,15 +1646,15 @@ t_step_over_io_with_mtf(void **state)
 	assert_int_equal(vmi_pause(v), 0);
 	assert_int_equal(vmi_step_arm(v, 2, true), 0);
 	assert_false(world.mtf_armed[2]);
-	assert_step_dr3(2, 0x1003);
+	assert_step_dr3(RUN(v, 2), 0x1003);
 	assert_true(vmi_stepping(v, 2));
 	assert_int_equal(vmi_step_arm(v, 2, false), 0);
-	assert_int_equal(world.regs[2].dr7, 0);
+	assert_int_equal(RUN(v, 2)->dr7, 0);
 	assert_false(vmi_stepping(v, 2));
 	memcpy(world.mem + 0x1003, "\x0f\x31", 2);
 	assert_int_equal(vmi_step_arm(v, 3, true), 0);
 	assert_false(world.mtf_armed[3]);
-	assert_step_dr3(3, 0x1005);
+	assert_step_dr3(RUN(v, 3), 0x1005);
 	vmi_close(v);
 	for (unsigned i = 0; i < FAKE_VCPUS; i++) {
 		assert_int_equal(world.regs[i].dr7, 0);
@@ -1639,8 +1680,8 @@ t_step_breakpoint_replaced_and_torn_down(void **state)
 	v = open_on(FAKE_AMD, &rc, 0, 0);
 	assert_int_equal(vmi_pause(v), 0);
 	assert_int_equal(vmi_step_arm(v, 0, true), 0);
-	assert_step_dr3(0, 0x1001);
-	assert_false(world.regs[0].g.rflags & VMI_RFLAGS_TF);
+	assert_step_dr3(RUN(v, 0), 0x1001);
+	assert_false(RUN(v, 0)->g.rflags & VMI_RFLAGS_TF);
 	assert_int_equal(vmi_unpause(v), 0);
 
 	assert_int_equal(vmi_patch(v, 0x7000, "\xcc", 1), 0);
@@ -1653,7 +1694,7 @@ t_step_breakpoint_replaced_and_torn_down(void **state)
 	/* Stepping from the int3's address (say gdb took it out): TF. */
 	vmi_response_init(&r, vmi_pending(v, 0));
 	assert_int_equal(vmi_response_step(v, vmi_pending(v, 0), &r, true), 0);
-	assert_guest_dr3(0);
+	assert_guest_dr3(RUN(v, 0));
 	assert_true(r.regs.rflags & VMI_RFLAGS_TF);
 	assert_int_equal(vmi_respond(v, 0, &r), 0);
 
@@ -1667,12 +1708,12 @@ t_step_breakpoint_replaced_and_torn_down(void **state)
 	assert_int_equal(vmi_response_step(v, vmi_pending(v, 0), &r, true), 0);
 	assert_true(r.flags & VMI_RSP_SET_REGS);
 	assert_false(r.regs.rflags & VMI_RFLAGS_TF);
-	assert_step_dr3(0, 0x8003);
+	assert_step_dr3(RUN(v, 0), 0x8003);
 	assert_int_equal(vmi_respond(v, 0, &r), 0);
-	assert_false(world.regs[0].g.rflags & VMI_RFLAGS_TF);
+	assert_false(RUN(v, 0)->g.rflags & VMI_RFLAGS_TF);
 	world.regs[0].dr6 = 0xffff0ff8;
 	assert_int_equal(vmi_teardown(v), 0);
-	assert_guest_dr3(0);
+	assert_guest_dr3(&world.regs[0]);
 	assert_false(world.regs[0].g.rflags & VMI_RFLAGS_TF);
 	vmi_close(v);
 }
@@ -1701,24 +1742,25 @@ t_step_slot_and_park(void **state)
 	vmi_response_init(&r, vmi_pending(v, 1));
 	assert_int_equal(vmi_response_step(v, vmi_pending(v, 1), &r, true),
 	    -EBUSY);
-	assert_int_equal(world.regs[1].dr[3], 0x9000);
+	assert_int_equal(RUN(v, 1)->dr[3], 0x9000);
 
 	assert_int_equal(vmi_pause(v), 0);
 	/* Parked with DR3 (as vmistub parks): DR3 at RIP, no TF over rdmsr,
 	 * no second breakpoint. */
 	assert_int_equal(vmi_park(v, 2, 3, NULL), 0);
-	assert_int_equal(world.regs[2].dr[3], 0x1002);
-	assert_false(world.regs[2].g.rflags & VMI_RFLAGS_TF);
+	assert_int_equal(RUN(v, 2)->dr[3], 0x1002);
+	assert_false(RUN(v, 2)->g.rflags & VMI_RFLAGS_TF);
 	assert_false(vmi_stepping(v, 2));
-	/* Parked with DR2: DR2 at RIP and DR3 after wrmsr, one write. */
+	/* Parked with DR2: DR2 at RIP and DR3 after wrmsr, one write (kept
+	 * back while the domain is paused, with the answer's DR6 below). */
 	vmi_stats(v, &st);
 	uint64_t writes = st.regs_writes + st.regs_light_writes;
 	assert_int_equal(vmi_park(v, 3, 2, NULL), 0);
 	vmi_stats(v, &st);
-	assert_int_equal(st.regs_writes + st.regs_light_writes, writes + 1);
-	assert_int_equal(world.regs[3].dr[2], 0x1010);
-	assert_step_dr3(3, 0x1012);
-	assert_false(world.regs[3].g.rflags & VMI_RFLAGS_TF);
+	assert_int_equal(st.regs_writes + st.regs_light_writes, writes);
+	assert_int_equal(RUN(v, 3)->dr[2], 0x1010);
+	assert_step_dr3(RUN(v, 3), 0x1012);
+	assert_false(RUN(v, 3)->g.rflags & VMI_RFLAGS_TF);
 	assert_true(vmi_stepping(v, 3));
 	/* The park's own hit is a breakpoint; the one after wrmsr a step. */
 	ev = sync_event(VMI_EVENT_DEBUG, 3, 0x1010);
@@ -1728,23 +1770,26 @@ t_step_slot_and_park(void **state)
 	assert_int_equal(rc.last.u.debug.slot, 2);
 	vmi_response_init(&r, vmi_pending(v, 3));
 	assert_int_equal(vmi_respond(v, 3, &r), 0);
+	vmi_stats(v, &st);
+	assert_int_equal(st.regs_writes + st.regs_light_writes, writes + 1);
+	assert_int_equal(world.regs[3].dr[2], 0x1010);
 	ev = sync_event(VMI_EVENT_DEBUG, 3, 0x1012);
 	fake_push(&world, &ev);
 	vmi_dispatch(v);
 	assert_int_equal(rc.last.u.debug.cause, VMI_DEBUG_STEP);
-	assert_int_equal(world.regs[3].dr[3], 0);
-	assert_int_equal(world.regs[3].dr7 & DR7_L3G3, 0);
+	assert_int_equal(RUN(v, 3)->dr[3], 0);
+	assert_int_equal(RUN(v, 3)->dr7 & DR7_L3G3, 0);
 
 	/* A vCPU stepping over wrmsr by DR3, then parked with DR3: the park
 	 * has the slot, its hit is a breakpoint, not a step. */
 	vmi_response_init(&r, vmi_pending(v, 3));
 	assert_int_equal(vmi_respond(v, 3, &r), 0);
 	assert_int_equal(vmi_hwbreak_clear(v, 3, 2), 0);   /* unparked */
-	assert_int_equal(world.regs[3].dr7, 0);
+	assert_int_equal(RUN(v, 3)->dr7, 0);
 	assert_int_equal(vmi_step_arm(v, 3, true), 0);
-	assert_step_dr3(3, 0x1012);
+	assert_step_dr3(RUN(v, 3), 0x1012);
 	assert_int_equal(vmi_park(v, 3, 3, NULL), 0);
-	assert_int_equal(world.regs[3].dr[3], 0x1010);
+	assert_int_equal(RUN(v, 3)->dr[3], 0x1010);
 	assert_false(vmi_stepping(v, 3));
 	ev = sync_event(VMI_EVENT_DEBUG, 3, 0x1010);
 	fake_push(&world, &ev);
@@ -1772,17 +1817,17 @@ t_hold_all_over_out(void **state)
 	memcpy(world.mem + 0x1001, "\xee\x90", 2);
 	v = open_on(FAKE_AMD, &rc, 0, 0);
 	assert_int_equal(vmi_hold_all(v), 0);
-	assert_false(world.regs[1].g.rflags & VMI_RFLAGS_TF);
-	assert_step_dr3(1, 0x1002);
+	assert_false(RUN(v, 1)->g.rflags & VMI_RFLAGS_TF);
+	assert_step_dr3(RUN(v, 1), 0x1002);
 	ev = sync_event(VMI_EVENT_DEBUG, 1, 0x1002);
 	fake_push(&world, &ev);
 	assert_int_equal(vmi_dispatch(v), 1);
 	assert_int_equal(rc.events, 0);
 	assert_non_null(vmi_pending(v, 1));
-	assert_int_equal(world.regs[1].dr7, 0);
+	assert_int_equal(RUN(v, 1)->dr7, 0);
 	vmi_response_init(&r, vmi_pending(v, 1));
 	assert_int_equal(vmi_respond(v, 1, &r), 0);
-	assert_false(world.regs[1].g.rflags & VMI_RFLAGS_TF);
+	assert_false(RUN(v, 1)->g.rflags & VMI_RFLAGS_TF);
 	vmi_close(v);
 }
 

@@ -1155,6 +1155,7 @@ stats_line(struct probe *p, const char *what)
 	j_int(&j, "responses", (long long)st.responses);
 	j_int(&j, "regs_reads", (long long)st.regs_reads);
 	j_int(&j, "regs_light_writes", (long long)st.regs_light_writes);
+	j_int(&j, "regs_coalesced", (long long)st.regs_coalesced);
 	j_int(&j, "regs_writes", (long long)st.regs_writes);
 	j_int(&j, "regs_cached", (long long)st.regs_cached);
 	j_int(&j, "notifies", (long long)st.notifies);
