@@ -581,6 +581,9 @@ reg_field(struct vmi_regs *r, const char *name)
  * unpause. wait_s > 0 says "paused" and waits that long between the read
  * and the write (the session keeps the registers it read while the domain
  * is paused): the write gdb makes when it sets a breakpoint at a stop.
+ * A light write reaches Xen only when the unpause lets the vCPU run
+ * (vmi_set_regs keeps it back until then), so the unpause's result is the
+ * write's.
  */
 static int
 set_reg_once(struct probe *p, unsigned vcpu, const char *name, uint64_t val,
@@ -590,6 +593,7 @@ set_reg_once(struct probe *p, unsigned vcpu, const char *name, uint64_t val,
 	struct vmi_regs r;
 	uint64_t *f;
 	struct jline j;
+	int unpaused;
 	int ret = vmi_pause(p->v);
 
 	if (ret == 0)
@@ -610,7 +614,9 @@ set_reg_once(struct probe *p, unsigned vcpu, const char *name, uint64_t val,
 	}
 	if (ret == 0)
 		ret = vmi_get_regs(p->v, vcpu, &r);
-	vmi_unpause(p->v);
+	unpaused = vmi_unpause(p->v);
+	if (ret == 0)
+		ret = unpaused;
 	if (ret != 0)
 		return fail(p, ret, "set-reg");
 	j_begin(&j);
