@@ -20,7 +20,8 @@
  *   vmi-probe DOM hold ADDR [HWADDR]      (for the SIGKILL test)
  *   vmi-probe DOM hold-all RELEASE_VCPU SECONDS [ADDR...]
  *   vmi-probe DOM monitor-check
- *   vmi-probe DOM bench swbreak ADDR N | bench step VCPU N [ADDR] |
+ *   vmi-probe DOM bench swbreak ADDR N [direct-first] |
+ *                     bench step VCPU N [ADDR [direct-first]] |
  *                     bench cycle ADDR N | bench mem GPA MIB
  *     (bench step ADDR: the steps start where the first vCPU to reach
  *     ADDR is, the same place for the layer and for the direct loop)
@@ -1169,18 +1170,44 @@ stats_line(struct probe *p, const char *what)
 	j_end(&j);
 }
 
+/* The direct loop of a benchmark run before the layer's when direct_first
+ * (the test alternates the order run by run: whichever loop goes first
+ * meets the guest and QEMU's translation cache as the previous run left
+ * them). The session stays open meanwhile, without a monitor. */
 static int
-bench_swbreak(struct probe *p, uint64_t va, unsigned n)
+bench_direct_first(struct probe *p, const char *what, unsigned vcpu,
+    uint64_t va, unsigned n)
+{
+	struct probe_clock t;
+	uint64_t gpa;
+	int r = virt_to_phys(p, vcpu, va, &gpa);
+
+	if (r != 0)
+		return fail(p, r, "translate");
+	if (strcmp(what, "swbreak") == 0)
+		r = direct_swbreak(p->domid, va, gpa, n, &t);
+	else
+		r = direct_step(p->domid, vcpu, n, va, gpa, &t);
+	bench_line(what, "direct", r == 0 ? n : 0, &t, r);
+	return 0;
+}
+
+static int
+bench_swbreak(struct probe *p, uint64_t va, unsigned n, bool direct_first)
 {
 	struct probe_clock t;
 	int r;
 
+	if (direct_first && bench_direct_first(p, "swbreak", 0, va, n) != 0)
+		return 1;
 	if (run_swbreak(p, M_BENCH_BP, va, n, &t) != 0)
 		return 1;
 	bench_line("swbreak", "vmi", p->count, &t, p->err);
 	stats_line(p, "swbreak-stats");
 	vmi_close(p->v);
 	p->v = NULL;
+	if (direct_first)
+		return 0;
 	r = direct_swbreak(p->domid, va, p->gpa, n, &t);
 	bench_line("swbreak", "direct", r == 0 ? n : 0, &t, r);
 	return 0;
@@ -1208,10 +1235,13 @@ bench_cycle(struct probe *p, uint64_t va, unsigned n)
 
 static int
 bench_step(struct probe *p, unsigned vcpu, unsigned n, int have_addr,
-    uint64_t va)
+    uint64_t va, bool direct_first)
 {
 	int r = 0;
 
+	if (direct_first && have_addr &&
+	    bench_direct_first(p, "step", vcpu, va, n) != 0)
+		return 1;
 	p->mode = M_BENCH_STEP;
 	p->want = n;
 	if (have_addr) {
@@ -1232,6 +1262,8 @@ bench_step(struct probe *p, unsigned vcpu, unsigned n, int have_addr,
 	stats_line(p, "step-stats");
 	vmi_close(p->v);
 	p->v = NULL;
+	if (direct_first && have_addr)
+		return 0;
 	r = direct_step(p->domid, vcpu, n, have_addr ? va : 0, p->gpa,
 	    &p->clock);
 	bench_line("step", "direct", r == 0 ? n : 0, &p->clock, r);
@@ -1412,13 +1444,15 @@ dispatch(struct probe *p, int argc, char **argv)
 	if (strcmp(c, "bench") == 0) {
 		NEED(3);
 		if (strcmp(argv[0], "swbreak") == 0)
-			return bench_swbreak(p, num(argv[1]), (unsigned)num(argv[2]));
+			return bench_swbreak(p, num(argv[1]), (unsigned)num(argv[2]),
+			    argc > 3 && strcmp(argv[3], "direct-first") == 0);
 		if (strcmp(argv[0], "cycle") == 0)
 			return bench_cycle(p, num(argv[1]), (unsigned)num(argv[2]));
 		if (strcmp(argv[0], "step") == 0)
 			return bench_step(p, (unsigned)num(argv[1]),
 			    (unsigned)num(argv[2]), argc > 3,
-			    argc > 3 ? num(argv[3]) : 0);
+			    argc > 3 ? num(argv[3]) : 0,
+			    argc > 4 && strcmp(argv[4], "direct-first") == 0);
 		if (strcmp(argv[0], "mem") == 0)
 			return bench_mem(p, num(argv[1]), (unsigned)num(argv[2]));
 	}
