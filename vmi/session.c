@@ -1282,12 +1282,10 @@ vmi_set_regs(struct vmi *v, unsigned vcpu, const struct vmi_regs *r)
 	    vmi_get_regs(v, vcpu, &cur) == 0 &&
 	    vmi_regs_light_change(&cur, r)) {
 		if (frozen(v, vcpu)) {
+			/* regs_remember() below keeps r in the cache. */
 			if (v->vcpus[vcpu].regs_dirty)
 				v->st.regs_coalesced++;
-			v->vcpus[vcpu].regs_cache = *r;
-			v->vcpus[vcpu].regs_cached = true;
 			v->vcpus[vcpu].regs_dirty = true;
-			ret = 0;
 		} else {
 			v->st.regs_light_writes++;
 			ret = drv_result(v, v->ops->set_light_regs(v->drv,

@@ -1170,25 +1170,31 @@ stats_line(struct probe *p, const char *what)
 	j_end(&j);
 }
 
-/* The direct loop of a benchmark run before the layer's when direct_first
- * (the test alternates the order run by run: whichever loop goes first
- * meets the guest and QEMU's translation cache as the previous run left
- * them). The session stays open meanwhile, without a monitor. */
-static int
-bench_direct_first(struct probe *p, const char *what, unsigned vcpu,
-    uint64_t va, unsigned n)
+/* The direct libxenctrl loop of a benchmark, and its line. */
+static void
+bench_direct(struct probe *p, bool step, unsigned vcpu, uint64_t va,
+    uint64_t gpa, unsigned n)
 {
 	struct probe_clock t;
+	int r = step ? direct_step(p->domid, vcpu, n, va, gpa, &t) :
+	    direct_swbreak(p->domid, va, gpa, n, &t);
+
+	bench_line(step ? "step" : "swbreak", "direct", r == 0 ? n : 0, &t, r);
+}
+
+/* The direct loop before the layer's (the test alternates the order run
+ * by run: the first loop of a run may meet the guest colder). The session
+ * stays open meanwhile, without a monitor. */
+static int
+bench_direct_first(struct probe *p, bool step, unsigned vcpu, uint64_t va,
+    unsigned n)
+{
 	uint64_t gpa;
 	int r = virt_to_phys(p, vcpu, va, &gpa);
 
 	if (r != 0)
 		return fail(p, r, "translate");
-	if (strcmp(what, "swbreak") == 0)
-		r = direct_swbreak(p->domid, va, gpa, n, &t);
-	else
-		r = direct_step(p->domid, vcpu, n, va, gpa, &t);
-	bench_line(what, "direct", r == 0 ? n : 0, &t, r);
+	bench_direct(p, step, vcpu, va, gpa, n);
 	return 0;
 }
 
@@ -1196,9 +1202,8 @@ static int
 bench_swbreak(struct probe *p, uint64_t va, unsigned n, bool direct_first)
 {
 	struct probe_clock t;
-	int r;
 
-	if (direct_first && bench_direct_first(p, "swbreak", 0, va, n) != 0)
+	if (direct_first && bench_direct_first(p, false, 0, va, n) != 0)
 		return 1;
 	if (run_swbreak(p, M_BENCH_BP, va, n, &t) != 0)
 		return 1;
@@ -1206,10 +1211,8 @@ bench_swbreak(struct probe *p, uint64_t va, unsigned n, bool direct_first)
 	stats_line(p, "swbreak-stats");
 	vmi_close(p->v);
 	p->v = NULL;
-	if (direct_first)
-		return 0;
-	r = direct_swbreak(p->domid, va, p->gpa, n, &t);
-	bench_line("swbreak", "direct", r == 0 ? n : 0, &t, r);
+	if (!direct_first)
+		bench_direct(p, false, 0, va, p->gpa, n);
 	return 0;
 }
 
@@ -1239,8 +1242,9 @@ bench_step(struct probe *p, unsigned vcpu, unsigned n, int have_addr,
 {
 	int r = 0;
 
-	if (direct_first && have_addr &&
-	    bench_direct_first(p, "step", vcpu, va, n) != 0)
+	/* Without ADDR the direct loop starts where the layer's left off. */
+	direct_first = direct_first && have_addr;
+	if (direct_first && bench_direct_first(p, true, vcpu, va, n) != 0)
 		return 1;
 	p->mode = M_BENCH_STEP;
 	p->want = n;
@@ -1262,11 +1266,8 @@ bench_step(struct probe *p, unsigned vcpu, unsigned n, int have_addr,
 	stats_line(p, "step-stats");
 	vmi_close(p->v);
 	p->v = NULL;
-	if (direct_first && have_addr)
-		return 0;
-	r = direct_step(p->domid, vcpu, n, have_addr ? va : 0, p->gpa,
-	    &p->clock);
-	bench_line("step", "direct", r == 0 ? n : 0, &p->clock, r);
+	if (!direct_first)
+		bench_direct(p, true, vcpu, have_addr ? va : 0, p->gpa, n);
 	return 0;
 }
 
