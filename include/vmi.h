@@ -71,8 +71,7 @@ struct vmi_regs {
 	struct vmi_seg seg[VMI_SEG_COUNT];
 	uint64_t gdtr_base, idtr_base;
 	uint32_t gdtr_limit, idtr_limit;
-	uint64_t cr0, cr2, cr3, cr4;
-	uint64_t cr8;       /* read only: it lives in the local APIC's TPR */
+	uint64_t cr0, cr2, cr3, cr4;    /* CR8: vmi_get_cr8() */
 	uint64_t efer;
 	uint64_t kernel_gs_base;
 	uint64_t star, lstar, cstar, sfmask;
@@ -361,8 +360,15 @@ void vmi_step_guard_next(struct vmi *v, unsigned vcpu);
 /* -ENODATA: the vCPU is down (never brought up, e.g. maxvcpus above
  * vcpus, or taken offline by the guest) and has no registers. */
 int vmi_get_regs(struct vmi *v, unsigned vcpu, struct vmi_regs *r);
-/* cr8 must equal the current value (-EOPNOTSUPP otherwise). */
 int vmi_set_regs(struct vmi *v, unsigned vcpu, const struct vmi_regs *r);
+/*
+ * CR8, the task priority, read only: it lives in the local APIC (Xen: the
+ * LAPIC_REGS record's TPR), a hypercall of its own that vmi_get_regs()
+ * would pay at every stop for a register gdb asks for only with the whole
+ * register file. Not cached: it is read when asked. 0 for a domain
+ * without an emulated local APIC; -EOPNOTSUPP if the driver cannot.
+ */
+int vmi_get_cr8(struct vmi *v, unsigned vcpu, uint64_t *cr8);
 
 enum vmi_hw_kind { VMI_HW_EXEC = 0, VMI_HW_WRITE = 1, VMI_HW_RW = 3 };
 

@@ -51,6 +51,7 @@ struct vmi_driver_ops {
 	 * breakpoints, watchpoints and TF. Optional: set_regs otherwise. */
 	int (*set_light_regs)(struct vmi_driver *d, unsigned vcpu,
 	    const struct vmi_regs *r);
+	int (*get_cr8)(struct vmi_driver *d, unsigned vcpu, uint64_t *cr8);
 	bool write_mem;   /* map() gives writable mappings */
 
 	/* Events: all NULL for a read-only driver. */

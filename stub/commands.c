@@ -111,6 +111,26 @@ cmd_halt_reason(struct stub *s, struct stub_conn *c,
 
 /* ---- registers ------------------------------------------------------------------ */
 
+/* CR8 is not in vmi_regs (a hypercall of its own on Xen, vmi.h): read
+ * only when gdb asks for it, alone or with the whole file. */
+static bool
+wants_cr8(const struct rsp_command *cmd)
+{
+	bool one = cmd->kind == RSP_CMD_READ_REG ||
+	    cmd->kind == RSP_CMD_WRITE_REG;
+
+	return !one || cmd->u.reg.regno == RSP_AMD64_CR8;
+}
+
+static void
+regfile_cr8(struct stub *s, struct rsp_amd64_regfile *f)
+{
+	if (vmi_get_cr8(s->v, s->gvcpu, &f->cr8) != 0) {
+		f->cr8 = 0;
+		rsp_regfile_set_available(f, RSP_AMD64_CR8, false);
+	}
+}
+
 static int
 cmd_read_regs(struct stub *s, struct stub_conn *c,
     const struct rsp_command *cmd, struct rsp_reply *r)
@@ -130,6 +150,8 @@ cmd_read_regs(struct stub *s, struct stub_conn *c,
 		return ret;
 	} else {
 		stub_regfile_from(&f, regs);
+		if (wants_cr8(cmd))
+			regfile_cr8(s, &f);
 	}
 	if (cmd->kind == RSP_CMD_READ_REG)
 		return rsp_reply_reg(r, &f, cmd->u.reg.regno) ? -EINVAL : 0;
@@ -143,11 +165,15 @@ cmd_write_regs(struct stub *s, struct stub_conn *c,
 {
 	struct rsp_amd64_regfile f;
 	struct vmi_regs *regs, copy;
+	uint64_t cr8;
 	int ret = stub_regs(s, s->gvcpu, &regs);
 
 	if (ret < 0)
 		return ret;
 	stub_regfile_from(&f, regs);
+	if (wants_cr8(cmd))
+		regfile_cr8(s, &f);
+	cr8 = f.cr8;
 	if (cmd->kind == RSP_CMD_WRITE_REG)
 		ret = rsp_regfile_write_p(&f, cmd->u.reg.regno,
 		    cmd->u.reg.value.hex, 2 * cmd->u.reg.value.len);
@@ -156,6 +182,11 @@ cmd_write_regs(struct stub *s, struct stub_conn *c,
 		    2 * cmd->u.regs.len, NULL);
 	if (ret < 0)
 		return -EINVAL;
+	/* CR8 is read only (vmi.h): a write that changes it is refused
+	 * whole, rather than done without it. An error, not the empty reply
+	 * of -EOPNOTSUPP: that would tell gdb P is not supported at all. */
+	if (f.cr8 != cr8)
+		return -EPERM;
 	copy = *regs;
 	stub_regfile_to(&copy, &f);
 	ret = stub_regs_write(s, s->gvcpu, &copy);

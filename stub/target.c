@@ -266,7 +266,6 @@ stub_regfile_from(struct rsp_amd64_regfile *f, const struct vmi_regs *r)
 	f->cr2 = r->cr2;
 	f->cr3 = r->cr3;
 	f->cr4 = r->cr4;
-	f->cr8 = r->cr8;
 	f->efer = r->efer;
 	f->kernel_gs_base = r->kernel_gs_base;
 }
@@ -304,7 +303,6 @@ stub_regfile_to(struct vmi_regs *r, const struct rsp_amd64_regfile *f)
 	r->cr4 = f->cr4;
 	r->efer = f->efer;
 	r->kernel_gs_base = f->kernel_gs_base;
-	/* cr8 is read only (vmi.h): keep the current value. */
 }
 
 /* ---- memory ------------------------------------------------------------------ */

@@ -1250,6 +1250,20 @@ vmi_get_regs(struct vmi *v, unsigned vcpu, struct vmi_regs *r)
 	return ret;
 }
 
+int
+vmi_get_cr8(struct vmi *v, unsigned vcpu, uint64_t *cr8)
+{
+	int ret = vmi_check_live(v);
+
+	if (ret != 0)
+		return ret;
+	if (vcpu >= v->nr_vcpus)
+		return -EINVAL;
+	if (v->ops->get_cr8 == NULL)
+		return -EOPNOTSUPP;
+	return drv_result(v, v->ops->get_cr8(v->drv, vcpu, cr8));
+}
+
 bool
 vmi_regs_light_change(const struct vmi_regs *a, const struct vmi_regs *b)
 {

@@ -242,6 +242,7 @@ world(void)
 	fill_guest();
 	for (unsigned i = 0; i < NVCPUS; i++) {
 		vcpu_init(&w->regs[i], i);
+		w->cr8[i] = 2 + i;          /* the task priority, per vCPU */
 		initial_regs[i] = w->regs[i];
 	}
 	memcpy(initial_mem, w->mem, FAKE_FRAMES * PAGE);

@@ -550,12 +550,13 @@ def test_registers_and_memory_match_the_fake(start):
     stub = start("fake")
     lay = stub.layout
     out = gdb_batch(stub.target, [
-        "info registers rip cs efer cr3", f"x/4xb {lay['data_va'] + 40:#x}",
+        "info registers rip cs efer cr3 cr8", f"x/4xb {lay['data_va'] + 40:#x}",
         "thread 2", "info registers rip", "p/x $rsp", "monitor info", "detach"])
     assert val(out, "rip") == lay["rip"][0], out
     assert val(out, "cs") == 0x10, out
     assert val(out, "efer") == 0xd01 and "LMA" in out, out
     assert val(out, "cr3") == lay["cr3"], out
+    assert val(out, "cr8") == 2, out
     m = re.search(r"^0x[0-9a-f]+:\s+((?:0x[0-9a-f]{2}\s*){4})$", out, re.M)
     assert m, out
     shown = bytes(int(b, 16) for b in m.group(1).split())
@@ -564,6 +565,35 @@ def test_registers_and_memory_match_the_fake(start):
     assert "domain 7, 2 vCPUs, driver fake" in out, out
     assert re.search(r"^CPU time since attach: \d+\.\d ms$", out, re.M), out
     assert_world_clean(stub.wait_state(lambda s: s["closes"] == 1))
+
+
+def test_cr8_is_read_when_asked_and_read_only(start):
+    """CR8 (the local APIC's task priority) per vCPU, in g and alone; a
+    write that changes it is refused whole, one that keeps it goes
+    through."""
+    stub = start("fake")
+    c = stub.rsp()
+    assert c.ask("qSupported:swbreak+;hwbreak+").startswith(b"PacketSize=")
+    cr8 = 0x3f                                   # gdb's regnum (rsp/regs.c)
+    assert c.ask(f"p{cr8:x}") == hex64(2).encode()
+    assert c.ask("Hg2") == b"OK"
+    assert c.ask(f"p{cr8:x}") == hex64(3).encode()
+    regs = c.ask("g")
+    assert c.ask(f"P{cr8:x}={hex64(9)}").startswith(b"E")
+    assert c.ask("P0=" + hex64(0x1234) + "") == b"OK"     # rax: not CR8
+    assert c.ask(f"P{cr8:x}={hex64(3)}") == b"OK"
+    assert c.ask("p0") == hex64(0x1234).encode()
+    # A G that changes CR8 changes nothing, a G that keeps it goes through.
+    g = c.ask("g")
+    assert g != regs
+    changed = bytearray(g)
+    at = 2 * 584                                 # CR8's offset in g (rsp/regs.c)
+    changed[at:at + 16] = hex64(7).encode()
+    assert c.ask(b"G" + bytes(changed)).startswith(b"E")
+    assert c.ask("g") == g
+    assert c.ask(b"G" + regs) == b"OK"
+    assert c.ask("g") == regs
+    c.close()
 
 
 def test_memory_write_lands_in_fake_memory(start):

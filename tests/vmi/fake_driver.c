@@ -142,6 +142,16 @@ f_get_regs(struct vmi_driver *d, unsigned vcpu, struct vmi_regs *r)
 	return 0;
 }
 
+static int
+f_get_cr8(struct vmi_driver *d, unsigned vcpu, uint64_t *cr8)
+{
+	W(d)->get_cr8_calls++;
+	if (gone(W(d)))
+		return -ESRCH;
+	*cr8 = W(d)->cr8[vcpu];
+	return 0;
+}
+
 /* Only what Xen's vCPU-context path loads: the rest must stay as it is. */
 static int
 f_set_light_regs(struct vmi_driver *d, unsigned vcpu, const struct vmi_regs *r)
@@ -166,8 +176,6 @@ f_set_regs(struct vmi_driver *d, unsigned vcpu, const struct vmi_regs *r)
 	W(d)->set_regs_calls++;
 	if (gone(W(d)))
 		return -ESRCH;
-	if (r->cr8 != W(d)->regs[vcpu].cr8)
-		return -EOPNOTSUPP;
 	W(d)->regs[vcpu] = *r;
 	return 0;
 }
@@ -336,7 +344,7 @@ static const struct vmi_driver_ops fake_ops = {
 	.name = "fake",
 	.close = f_close, .info = f_info, .domain_state = f_domain_state,
 	.pause = f_pause, .unpause = f_unpause,
-	.get_regs = f_get_regs, .set_regs = f_set_regs,
+	.get_regs = f_get_regs, .get_cr8 = f_get_cr8, .set_regs = f_set_regs,
 	.set_light_regs = f_set_light_regs,
 	.map = f_map, .unmap = f_unmap, .write_mem = true,
 	.event_fd = f_event_fd, .drain = f_drain, .respond = f_respond,

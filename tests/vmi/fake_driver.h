@@ -34,6 +34,7 @@ struct fake_world {
 	uint8_t mem[(FAKE_FRAMES + FAKE_SLACK) * 4096];
 	bool hole[FAKE_FRAMES];
 	struct vmi_regs regs[FAKE_VCPUS];
+	uint64_t cr8[FAKE_VCPUS];
 	bool mtf_armed[FAKE_VCPUS];
 	struct vmi_event queue[FAKE_QUEUE];
 	unsigned qhead, qtail;
@@ -48,7 +49,7 @@ struct fake_world {
 	int shutdown_reason;
 	int drain_error;        /* returned once by drain() if set */
 	unsigned map_calls, mapped_chunks;
-	unsigned get_regs_calls, set_regs_calls;
+	unsigned get_regs_calls, set_regs_calls, get_cr8_calls;
 	bool closed;
 	/* As Xen does: a response's registers wait for the vCPU's next
 	 * resume (fake_resume) and are dropped by monitor_stop. */

@@ -486,7 +486,6 @@ regs_json(struct jline *j, const struct vmi_regs *r)
 	j_hex(j, "cr2", r->cr2);
 	j_hex(j, "cr3", r->cr3);
 	j_hex(j, "cr4", r->cr4);
-	j_hex(j, "cr8", r->cr8);
 	j_hex(j, "efer", r->efer);
 	j_hex(j, "kernel_gs_base", r->kernel_gs_base);
 	j_hex(j, "lstar", r->lstar);
@@ -514,14 +513,19 @@ cmd_regs(struct probe *p, unsigned vcpu)
 {
 	struct vmi_regs r;
 	struct jline j;
+	uint64_t cr8;
 	int ret = vmi_get_regs(p->v, vcpu, &r);
 
 	if (ret != 0)
 		return fail(p, ret, "vmi_get_regs");
+	ret = vmi_get_cr8(p->v, vcpu, &cr8);
+	if (ret != 0)
+		return fail(p, ret, "vmi_get_cr8");
 	j_begin(&j);
 	j_str(&j, "cmd", "regs");
 	j_int(&j, "vcpu", vcpu);
 	regs_json(&j, &r);
+	j_hex(&j, "cr8", cr8);
 	j_end(&j);
 	return 0;
 }
@@ -567,8 +571,6 @@ reg_field(struct vmi_regs *r, const char *name)
 		if (strcmp(name, n) == 0)
 			return &r->dr[i];
 	}
-	if (strcmp(name, "cr8") == 0)
-		return &r->cr8;
 	/* Registers of the record path: */
 	if (strcmp(name, "fs_base") == 0)
 		return &r->seg[VMI_SEG_FS].base;

@@ -733,6 +733,7 @@ static const struct vmi_driver_ops xen_ops = {
 	.pause = xen_pause,
 	.unpause = xen_unpause,
 	.get_regs = xen_get_regs,
+	.get_cr8 = xen_get_cr8,
 	.set_regs = xen_set_regs,
 	.set_light_regs = xen_set_light_regs,
 	.map = xen_map,

@@ -75,6 +75,7 @@ struct xen_drv {
 };
 
 int xen_get_regs(struct vmi_driver *d, unsigned vcpu, struct vmi_regs *r);
+int xen_get_cr8(struct vmi_driver *d, unsigned vcpu, uint64_t *cr8);
 int xen_set_regs(struct vmi_driver *d, unsigned vcpu,
     const struct vmi_regs *r);
 int xen_set_light_regs(struct vmi_driver *d, unsigned vcpu,

@@ -226,10 +226,20 @@ xen_get_regs(struct vmi_driver *d, unsigned vcpu, struct vmi_regs *r)
 	memset(r, 0, sizeof(*r));
 	from_cpu(&cpu, r);
 	xen_dr7_from_xen(x, vcpu, &r->dr[3], &r->dr7);
+	return 0;
+}
+
+int
+xen_get_cr8(struct vmi_driver *d, unsigned vcpu, uint64_t *cr8)
+{
+	struct xen_drv *x = xen_of(d);
+
+	if (vcpu >= x->nr_vcpus)
+		return -EINVAL;
 	/* A domain without an emulated local APIC has no TPR to read: CR8
 	 * is then reported as 0, the value it resets to. */
-	if (read_cr8(x, vcpu, &r->cr8) != 0)
-		r->cr8 = 0;
+	if (read_cr8(x, vcpu, cr8) != 0)
+		*cr8 = 0;
 	return 0;
 }
 
@@ -709,8 +719,6 @@ xen_set_regs(struct vmi_driver *d, unsigned vcpu, const struct vmi_regs *r)
 	ret = xen_get_regs(d, vcpu, &cur);
 	if (ret != 0)
 		return ret;
-	if (r->cr8 != cur.cr8)
-		return -EOPNOTSUPP;
 	if (vmi_regs_light_change(&cur, r))
 		return set_by_vcpu_context(x, vcpu, r);
 	return set_by_record(x, vcpu, r);
