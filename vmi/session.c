@@ -1229,15 +1229,24 @@ vmi_stepping(const struct vmi *v, unsigned vcpu)
 
 /* ---- registers ------------------------------------------------------------ */
 
-int
-vmi_get_regs(struct vmi *v, unsigned vcpu, struct vmi_regs *r)
+/* The session is live and vcpu one of the domain's. */
+static int
+check_vcpu(struct vmi *v, unsigned vcpu)
 {
 	int ret = vmi_check_live(v);
 
+	if (ret == 0 && vcpu >= v->nr_vcpus)
+		ret = -EINVAL;
+	return ret;
+}
+
+int
+vmi_get_regs(struct vmi *v, unsigned vcpu, struct vmi_regs *r)
+{
+	int ret = check_vcpu(v, vcpu);
+
 	if (ret != 0)
 		return ret;
-	if (vcpu >= v->nr_vcpus)
-		return -EINVAL;
 	if (v->vcpus[vcpu].regs_cached && frozen(v, vcpu)) {
 		*r = v->vcpus[vcpu].regs_cache;
 		v->st.regs_cached++;
@@ -1253,12 +1262,10 @@ vmi_get_regs(struct vmi *v, unsigned vcpu, struct vmi_regs *r)
 int
 vmi_get_cr8(struct vmi *v, unsigned vcpu, uint64_t *cr8)
 {
-	int ret = vmi_check_live(v);
+	int ret = check_vcpu(v, vcpu);
 
 	if (ret != 0)
 		return ret;
-	if (vcpu >= v->nr_vcpus)
-		return -EINVAL;
 	if (v->ops->get_cr8 == NULL)
 		return -EOPNOTSUPP;
 	return drv_result(v, v->ops->get_cr8(v->drv, vcpu, cr8));
@@ -1281,12 +1288,10 @@ int
 vmi_set_regs(struct vmi *v, unsigned vcpu, const struct vmi_regs *r)
 {
 	struct vmi_regs cur;
-	int ret = vmi_check_live(v);
+	int ret = check_vcpu(v, vcpu);
 
 	if (ret != 0)
 		return ret;
-	if (vcpu >= v->nr_vcpus)
-		return -EINVAL;
 	if (v->ops->set_regs == NULL)
 		return -EOPNOTSUPP;
 	/* Breakpoints, watchpoints and TF change only the light part: one
