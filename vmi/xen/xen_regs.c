@@ -233,12 +233,17 @@ int
 xen_get_cr8(struct vmi_driver *d, unsigned vcpu, uint64_t *cr8)
 {
 	struct xen_drv *x = xen_of(d);
+	int r;
 
 	if (vcpu >= x->nr_vcpus)
 		return -EINVAL;
+	r = read_cr8(x, vcpu, cr8);
 	/* A domain without an emulated local APIC has no TPR to read: CR8
-	 * is then reported as 0, the value it resets to. */
-	if (read_cr8(x, vcpu, cr8) != 0)
+	 * is then reported as 0, the value it resets to. A domain that is
+	 * gone is reported as such. */
+	if (r == -ESRCH)
+		return r;
+	if (r != 0)
 		*cr8 = 0;
 	return 0;
 }
