@@ -95,10 +95,11 @@ def stub_log(lab):
     return r.stdout if r.ok else ""
 
 
-def wait_log(lab, text, timeout=30):
+def wait_log(lab, text, timeout=30, count=1):
+    """Wait until vmistub's log holds text count times."""
     deadline = time.monotonic() + timeout
-    while text not in stub_log(lab):
-        assert time.monotonic() < deadline, f"{text!r} not in vmistub's log:\n{stub_log(lab)}"
+    while stub_log(lab).count(text) < count:
+        assert time.monotonic() < deadline, f"{text!r} not {count}x in vmistub's log:\n{stub_log(lab)}"
         time.sleep(0.2)
 
 

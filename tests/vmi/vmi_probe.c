@@ -1139,32 +1139,28 @@ bench_line(const char *what, const char *impl, unsigned n,
 	j_end(&j);
 }
 
-/* The layer's line: a loop that ran out of time is an error, with what
- * the session saw meanwhile. */
+/* The layer's line, and one more for events found only at a poll timeout
+ * or a loop that ran out of time: that is an error, with what the session
+ * saw meanwhile. */
 static void
 bench_line_vmi(struct probe *p, const char *what, const struct probe_clock *t)
 {
+	struct jline j;
+
 	bench_line(what, "vmi", p->count, t, p->err);
-	if (p->late > 0) {
-		struct jline j;
-
-		j_begin(&j);
-		j_str(&j, "bench", what);
-		j_int(&j, "found_late", p->late);
-		j_end(&j);
-	}
+	if (p->late == 0 && !p->timed_out)
+		return;
+	j_begin(&j);
+	j_str(&j, "bench", what);
+	j_int(&j, "found_late", p->late);
 	if (p->timed_out) {
-		struct jline j;
-
-		j_begin(&j);
-		j_str(&j, "bench", what);
 		j_str(&j, "error", "timed out");
 		j_int(&j, "count", p->count);
 		j_int(&j, "events", p->events);
 		j_int(&j, "foreign", p->foreign);
 		j_int(&j, "target", p->target);
-		j_end(&j);
 	}
+	j_end(&j);
 }
 
 /* An int3 at va (vCPU 0's page tables) for n hits in mode m, run until
